@@ -1,0 +1,3 @@
+from cmcgns.cli.app import main
+
+main()

@@ -1,0 +1,28 @@
+"""COVIDx CXR-4 layout: {train,val,test}/<file>.png and {train,val,test}.txt lines
+"<patient id> <filename> <positive|negative> <source>"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cmcgns.data.synth.study import corrupt_file, make_study, save_image, study_rng
+from cmcgns.io.atomic import write_text
+
+SOURCES = ("bimcv", "ricord", "rsna", "sirm", "cohen")
+
+
+def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> list[dict]:
+    study = make_study(seed, index, size, force="consolidation" if index % 2 == 0 else None)
+    u = study_rng(seed, index, "split").random()
+    split = "test" if u < 0.15 else "val" if u < 0.3 else "train"
+    name = f"synth_{index:06d}.png"
+    save_image(out / split / name, study.image)
+    if corrupt:
+        corrupt_file(out / split / name, study.rng)
+    positive = any(f.kind in ("consolidation", "edema") and not f.uncertain for f in study.findings)
+    return [{"split": split, "line": f"{index // 2} {name} {'positive' if positive else 'negative'} {SOURCES[index % len(SOURCES)]}"}]
+
+
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+    for split in ("train", "val", "test"):
+        write_text(out / f"{split}.txt", "".join(r["line"] + "\n" for r in rows if r["split"] == split))

@@ -1,0 +1,49 @@
+"""Hook specifications. Each hook is called once per plugin with a ``register`` callback:
+
+    register(name, factory, *, options=None, description="")
+
+``options`` is an optional pydantic model class validating the component's options from the
+config; ``factory`` is called by cmcgns with the validated options plus kind-specific
+keyword arguments (documented on each hook).
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "cmcgns"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_negative_samplers(register):
+    """Register negative samplers.
+
+    factory(options, *, embed_dim) -> cmcgns.samplers.base.NegativeSampler
+    """
+
+
+@hookspec
+def register_reconstruction_heads(register):
+    """Register masked-image reconstruction heads.
+
+    factory(options, *, image_dim, text_dim, patch_size, in_chans) -> cmcgns.heads.base.ReconstructionHead
+    """
+
+
+@hookspec
+def register_downstream_tasks(register):
+    """Register downstream tasks (classification, detection, segmentation, ...).
+
+    factory(options) -> cmcgns.downstream.base.DownstreamTask
+    """
+
+
+@hookspec
+def register_datasets(register):
+    """Register dataset preprocessors (raw download layout -> cmcgns manifests).
+
+    factory(options) -> cmcgns.data.preprocess.base.Preprocessor
+    """

@@ -1,0 +1,87 @@
+"""Builds the plugin manager: built-ins first, then external entry points (group ``cmcgns``)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from types import ModuleType
+
+import pluggy
+
+from cmcgns import __version__
+from cmcgns.errors import PluginError
+from cmcgns.plugins import hookspecs
+from cmcgns.plugins.registry import KINDS, Registry
+
+ENTRY_POINT_GROUP = "cmcgns"
+DISABLE_EXTERNAL_ENV = "CMCGNS_DISABLE_EXTERNAL_PLUGINS"
+BUILTIN_PLUGIN_NAME = "cmcgns"
+
+_REGISTRY: Registry | None = None
+
+
+def external_plugins_disabled() -> bool:
+    return os.environ.get(DISABLE_EXTERNAL_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _builtin_modules() -> list[ModuleType]:
+    from cmcgns import builtin_plugins
+
+    return [builtin_plugins]
+
+
+def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]]]:
+    """Return the manager and, per registered plugin name, its (version, source)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    origins: dict[str, tuple[str, str]] = {}
+    for module in _builtin_modules():
+        pm.register(module, name=BUILTIN_PLUGIN_NAME)
+        origins[BUILTIN_PLUGIN_NAME] = (__version__, "builtin")
+    if external_plugins_disabled():
+        return pm, origins
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        dist_name = dist.metadata["Name"] if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        label = f"{entry_point.name} ({entry_point.value}, from {dist_name})"
+        if entry_point.name in origins:
+            raise PluginError(f"plugin name {entry_point.name!r} is used twice: {label}")
+        try:
+            module = entry_point.load()
+        except Exception as exc:  # a broken third-party plugin must not look like our bug
+            raise PluginError(f"plugin {label} failed to load: {type(exc).__name__}: {exc}") from exc
+        try:
+            pm.register(module, name=entry_point.name)
+        except Exception as exc:
+            raise PluginError(f"plugin {label} could not be registered: {exc}") from exc
+        origins[entry_point.name] = (version, f"entry point {dist_name}")
+    return pm, origins
+
+
+def build_registry() -> Registry:
+    pm, origins = build_plugin_manager()
+    registry = Registry()
+    for plugin_name, (version, source) in origins.items():
+        registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
+    for kind, hook_name in KINDS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            version, source = origins.get(impl.plugin_name, ("?", "?"))
+            register = registry.make_register(kind, impl.plugin_name, version, source)
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+                ) from exc
+    return registry
+
+
+def get_registry(refresh: bool = False) -> Registry:
+    global _REGISTRY
+    if _REGISTRY is None or refresh:
+        _REGISTRY = build_registry()
+    return _REGISTRY

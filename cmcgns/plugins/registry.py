@@ -1,0 +1,99 @@
+"""Component registry filled by plugin hooks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import pydantic
+
+from cmcgns.errors import ConfigError, PluginError
+
+KINDS: dict[str, str] = {
+    "negative_sampler": "register_negative_samplers",
+    "reconstruction_head": "register_reconstruction_heads",
+    "downstream_task": "register_downstream_tasks",
+    "dataset": "register_datasets",
+}
+
+
+class NoOptions(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    options: type[pydantic.BaseModel]
+    description: str
+    plugin: str
+    version: str
+    source: str
+
+    def validate_options(self, raw: dict[str, Any] | None) -> pydantic.BaseModel:
+        try:
+            return self.options.model_validate(raw or {})
+        except pydantic.ValidationError as exc:
+            details = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ConfigError(f"options for {self.kind} {self.name!r} (plugin {self.plugin}): {details}") from None
+
+    def build(self, raw_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.factory(self.validate_options(raw_options), **kwargs)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self.plugins: list[dict[str, str]] = []
+
+    def make_register(self, kind: str, plugin: str, version: str, source: str) -> Callable[..., None]:
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            *,
+            options: type[pydantic.BaseModel] | None = None,
+            description: str = "",
+        ) -> None:
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
+            if not callable(factory):
+                raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable factory")
+            if options is not None and not (isinstance(options, type) and issubclass(options, pydantic.BaseModel)):
+                raise PluginError(f"plugin {plugin!r}: options for {kind} {name!r} must be a pydantic model class")
+            existing = self._components[kind].get(name)
+            if existing is not None:
+                raise PluginError(
+                    f"duplicate {kind} name {name!r}: registered by plugin {existing.plugin!r} "
+                    f"and again by plugin {plugin!r}"
+                )
+            self._components[kind][name] = Component(
+                kind=kind,
+                name=name,
+                factory=factory,
+                options=options or NoOptions,
+                description=description,
+                plugin=plugin,
+                version=version,
+                source=source,
+            )
+
+        return register
+
+    def get(self, kind: str, name: str) -> Component:
+        if kind not in self._components:
+            raise KeyError(kind)
+        try:
+            return self._components[kind][name]
+        except KeyError:
+            known = ", ".join(sorted(self._components[kind])) or "none"
+            raise ConfigError(f"unknown {kind} {name!r}; available: {known}") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._components[kind])
+
+    def components(self) -> list[Component]:
+        return [c for kind in KINDS for c in sorted(self._components[kind].values(), key=lambda c: c.name)]

@@ -1,0 +1,46 @@
+"""COVIDx CXR -> classification manifest; official train/val/test lists kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cmcgns.data.preprocess.base import DropReport, image_jobs, require_file, run_image_jobs, write_outputs
+from cmcgns.errors import DataError
+
+POSITIVE = {"positive", "covid-19", "covid"}
+NEGATIVE = {"negative", "normal", "pneumonia"}
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
+    drops = DropReport()
+    candidates = {}
+    considered = 0
+    for split in ("train", "val", "test"):
+        index = source / f"{split}.txt"
+        if split == "val" and not index.exists():
+            continue  # older COVIDx releases have no val list
+        require_file(index, "COVIDx list")
+        for lineno, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            considered += 1
+            parts = line.split()
+            if len(parts) < 3:
+                raise DataError(f"{index}:{lineno}: expected '<patient> <file> <label> [source]', got {line!r}")
+            patient, filename, label = parts[0], parts[1], parts[2].lower()
+            if label not in POSITIVE | NEGATIVE:
+                drops.drop(f"{index}:{lineno}", "unknown_label", label)
+                continue
+            item_id = f"{split}_{Path(filename).stem}"
+            candidates[item_id] = {"id": item_id, "patient": patient, "split": split,
+                                   "labels": {"COVID-19": float(label in POSITIVE)}, "_src": source / split / filename}
+    rows: list[dict] = []
+
+    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
+        row = candidates[item_id]
+        row.pop("_src")
+        rows.append({**row, "image": rel})
+
+    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
+    rows.sort(key=lambda r: r["id"])
+    return write_outputs(out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]})

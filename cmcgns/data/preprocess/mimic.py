@@ -1,0 +1,96 @@
+"""MIMIC-CXR-JPG + reports -> pretraining manifest (one frontal image per study, report split
+into sections and sentences, official train/validate/test split kept)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+from cmcgns.data.preprocess.base import DropReport, image_jobs, require_file, run_image_jobs, write_outputs
+from cmcgns.data.reports.sectioning import report_body, split_sections
+from cmcgns.data.reports.sentences import split_sentences
+from cmcgns.data.synth.findings import CHEXPERT_LABELS
+from cmcgns.errors import DataError
+
+FRONTAL = ("PA", "AP")
+
+
+def _read_csv_gz(path: Path) -> list[dict[str, str]]:
+    require_file(path, "MIMIC-CXR csv")
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return list(csv.DictReader(io.StringIO(handle.read())))
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read gzip csv ({exc})") from None
+
+
+def _label(value: str) -> float | None:
+    return float(value) if value not in ("", None) else None
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1,
+               reports_root: Path | None = None) -> object:
+    reports_root = reports_root or source
+    splits = {r["dicom_id"]: r["split"] for r in _read_csv_gz(source / "mimic-cxr-2.0.0-split.csv.gz")}
+    metadata = _read_csv_gz(source / "mimic-cxr-2.0.0-metadata.csv.gz")
+    labels = {(r["subject_id"], r["study_id"]): r for r in _read_csv_gz(source / "mimic-cxr-2.0.0-chexpert.csv.gz")}
+    for needed in ("dicom_id", "subject_id", "study_id", "ViewPosition"):
+        if metadata and needed not in metadata[0]:
+            raise DataError(f"{source / 'mimic-cxr-2.0.0-metadata.csv.gz'}: column {needed!r} missing")
+    drops = DropReport()
+    chosen: dict[tuple[str, str], dict[str, str]] = {}
+    for row in metadata:
+        key = (row["subject_id"], row["study_id"])
+        if row["ViewPosition"] not in FRONTAL:
+            drops.drop(row["dicom_id"], "non_frontal_view", row["ViewPosition"])
+            continue
+        if key in chosen:  # one frontal image per study; prefer PA
+            if chosen[key]["ViewPosition"] != "PA" and row["ViewPosition"] == "PA":
+                drops.drop(chosen[key]["dicom_id"], "extra_frontal_image", "PA preferred")
+                chosen[key] = row
+            else:
+                drops.drop(row["dicom_id"], "extra_frontal_image", "one image per study")
+            continue
+        chosen[key] = row
+    candidates = {}
+    for (subject, study), row in chosen.items():
+        if row["dicom_id"] not in splits:
+            drops.drop(row["dicom_id"], "no_split", "not in split csv")
+            continue
+        folder = Path("files") / f"p{subject[:2]}" / f"p{subject}"
+        report_path = reports_root / folder / f"s{study}.txt"
+        try:
+            text = report_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            drops.drop(str(report_path), "missing_report")
+            continue
+        if not text.strip():
+            drops.drop(str(report_path), "empty_report")
+            continue
+        sentences = [{"index": 0, "section": name, "text": s} for name, body in report_body(split_sections(text)) for s in split_sentences(body)]
+        for i, s in enumerate(sentences):
+            s["index"] = i
+        if len(sentences) < min_sentences:
+            drops.drop(str(report_path), "too_few_sentences", f"{len(sentences)} < {min_sentences}")
+            continue
+        lab = labels.get((subject, study), {})
+        candidates[row["dicom_id"]] = {
+            "id": row["dicom_id"], "subject_id": subject, "study_id": study, "split": splits[row["dicom_id"]],
+            "view": row["ViewPosition"], "sentences": sentences,
+            "labels": {name: _label(lab.get(name, "")) for name in CHEXPERT_LABELS},
+            "_src": source / folder / f"s{study}" / f"{row['dicom_id']}.jpg",
+        }
+    rows: list[dict] = []
+
+    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
+        row = candidates[item_id]
+        row.pop("_src")
+        row["image"] = rel
+        rows.append(row)
+
+    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
+    rows.sort(key=lambda r: (r["split"], r["study_id"]))
+    return write_outputs(out, "mimic-cxr", "pretrain", rows, drops, len(metadata), image_size, source,
+                         {"labels": CHEXPERT_LABELS})

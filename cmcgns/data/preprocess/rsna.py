@@ -1,0 +1,56 @@
+"""RSNA Pneumonia -> classification (Pneumonia), detection (COCO, class "opacity") and
+segmentation (box masks, as in MGCA's rsna-seg) manifests, patient-level 70/15/15 split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.coco import scale_box, write_coco
+from cmcgns.data.preprocess.tabular import read_csv
+from cmcgns.errors import DataError
+from cmcgns.io.atomic import atomic_open
+
+SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
+CATEGORY = "opacity"
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
+    labels_csv = source / "stage_2_train_labels.csv"
+    table = read_csv(labels_csv, ["patientId", "x", "y", "width", "height", "Target"])
+    drops = DropReport()
+    patients: dict[str, dict] = {}
+    for lineno, row in enumerate(table, start=2):
+        p = patients.setdefault(row["patientId"], {"target": 0, "boxes": []})
+        try:
+            target = int(float(row["Target"]))
+            if target == 1:
+                p["boxes"].append(tuple(float(row[k]) for k in ("x", "y", "width", "height")))
+        except ValueError:
+            raise DataError(f"{labels_csv}:{lineno}: non-numeric box/target values {row}") from None
+        p["target"] = max(p["target"], target)
+    rows: list[dict] = []
+
+    def ok(pid: str, rel: str, hw: tuple[int, int]) -> None:
+        p = patients[pid]
+        boxes = [b for b in (scale_box(*box, hw, image_size) for box in p["boxes"]) if b]
+        mask = np.zeros((image_size, image_size), dtype=np.uint8)
+        for x, y, w, h in boxes:
+            mask[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 255
+        mask_rel = rel.replace("images/", "masks/", 1)
+        (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(out / mask_rel, "wb") as handle:
+            Image.fromarray(mask).save(handle, format="PNG")
+        rows.append({"id": pid, "image": rel, "mask": mask_rel, "split": stable_split(pid, SPLITS),
+                     "labels": {"Pneumonia": float(p["target"])},
+                     "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes]})
+
+    jobs = image_jobs(out, ((pid, source / "stage_2_train_images" / f"{pid}.dcm") for pid in patients))
+    run_image_jobs(jobs, image_size, workers, drops, ok)
+    rows.sort(key=lambda r: r["id"])
+    coco = write_coco(out, rows, [CATEGORY], image_size)
+    return write_outputs(out, "rsna", "detection", rows, drops, len(patients), image_size, source,
+                         {"labels": ["Pneumonia"], "categories": [CATEGORY], "coco": coco, "mask_classes": ["background", CATEGORY]})

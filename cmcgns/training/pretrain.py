@@ -1,0 +1,224 @@
+"""`cmcgns pretrain`: the training loop (DDP via torchrun, AMP, grad accumulation, resume)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from cmcgns.config.loading import dump_config, save_resolved_config
+from cmcgns.config.schema import PretrainConfig
+from cmcgns.data.bootstrap import ensure_synthetic_mimic
+from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
+from cmcgns.errors import ConfigError, DataError
+from cmcgns.io.atomic import write_json
+from cmcgns.models.cmcgns_model import CMCGNSModel
+from cmcgns.models.text_encoder import load_tokenizer
+from cmcgns.plugins.manager import get_registry
+from cmcgns.training import checkpoint as ckpt
+from cmcgns.training import distributed as ddp
+from cmcgns.training.evaluate import embed_split, linear_probe_auc, retrieval_recall
+from cmcgns.training.export import export_backbone
+from cmcgns.training.metrics_log import MetricsLog
+from cmcgns.training.schedule import warmup_cosine
+
+
+def select_device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def config_hash(config: PretrainConfig) -> str:
+    return hashlib.sha256(dump_config(config).encode()).hexdigest()[:16]
+
+
+def resolve_components(config: PretrainConfig) -> PretrainConfig:
+    """Validate sampler/head options through their plugins; store the completed options."""
+    registry = get_registry()
+    sampler = registry.get("negative_sampler", config.sampler.name)
+    head = registry.get("reconstruction_head", config.head.name)
+    config = config.model_copy(deep=True)
+    config.sampler.options = sampler.validate_options(config.sampler.options).model_dump(mode="json")
+    config.head.options = head.validate_options(config.head.options).model_dump(mode="json")
+    return config
+
+
+def build_model(config: PretrainConfig) -> CMCGNSModel:
+    registry = get_registry()
+    sampler = registry.get("negative_sampler", config.sampler.name).build(config.sampler.options, embed_dim=config.model.embed_dim)
+    head_component = registry.get("reconstruction_head", config.head.name)
+    return CMCGNSModel(config.model, config.data.image_size, config.data.max_sentences, config.loss, sampler,
+                       lambda **dims: head_component.build(config.head.options, **dims))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def prepare_data(config: PretrainConfig) -> Path:
+    if config.data.manifest is not None:
+        return Path(config.data.manifest)
+    root = Path(config.run_dir) / "data"
+    if ddp.is_main():
+        syn = config.data.synthetic
+        ensure_synthetic_mimic(root, syn.studies, syn.seed, syn.raw_image_size, config.data.image_size)
+    if ddp.is_distributed():
+        torch.distributed.barrier()
+    return root / "mimic-cxr"
+
+
+def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+    """Train; `stop_after` ends the run early at that global step (used to test resume)."""
+    ddp.init_from_env()
+    config = resolve_components(config)
+    run_dir = Path(config.run_dir)
+    device = select_device(config.train.device)
+    main = ddp.is_main()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved_config(config, run_dir)
+    manifest = prepare_data(config)
+    tokenizer = load_tokenizer(config.model.text.tokenizer_path or config.model.text.path)
+    collate = ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
+    train_set = PairDataset(manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed)
+
+    torch.manual_seed(config.train.seed)  # identical initial weights on every rank
+    model = build_model(config).to(device)
+    core = model
+    if ddp.is_distributed():
+        model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True, broadcast_buffers=False)
+    optimizer = torch.optim.AdamW(_param_groups(core, config.train.weight_decay), lr=config.train.lr)
+    total = config.total_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.train.warmup_steps, total))
+    scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16" and device.type == "cuda")
+
+    start = 0
+    resume_path = ckpt.resolve_resume(run_dir, resume)
+    if resume_path is not None:
+        state = ckpt.load_checkpoint(resume_path)
+        core.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    accum = config.train.grad_accum
+    batches = DeterministicBatches(len(train_set), config.train.batch_size, config.train.seed, ddp.rank(), ddp.world_size(),
+                                   start * accum, total * accum)
+    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.data.num_workers)
+    log = MetricsLog(run_dir, config.train.tensorboard) if main else None
+    end = min(total, stop_after) if stop_after is not None else total
+    bar = _progress(main and progress, total, start)
+    step = start
+    parts: dict[str, float] = {}
+    t0 = time.perf_counter()
+    model.train()
+    iterator = iter(loader)
+    try:
+        for step in range(start, end):
+            stage = config.stage_at(step)
+            for micro in range(accum):
+                batch = {k: v.to(device, non_blocking=True) for k, v in next(iterator).items()}
+                gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + ddp.rank())
+                sync = micro == accum - 1 or not ddp.is_distributed()
+                with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(device, config.train.precision):
+                    loss, parts = model(batch, step, stage.reconstruction, gen)
+                scaler.scale(loss / accum).backward()
+            if config.train.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(core.parameters(), config.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            done = step + 1
+            if main and (done % config.train.log_every == 0 or done == end):
+                log.log(done, {"stage": stage.name, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3), **parts})
+            if done % config.train.checkpoint_every == 0 or done == end:
+                if main:
+                    ckpt.save_checkpoint(run_dir, done, _state(core, optimizer, scheduler, scaler, done, config, device), config.train.keep_checkpoints)
+            bar.update(done, stage.name, parts)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    summary: dict[str, Any] = {"steps": end, "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
+    if end == total and main:
+        summary["export"] = export_backbone(core.image_encoder.backbone, config.model.image.name, config.data.image_size, run_dir / "export")
+        if config.train.evaluate:
+            summary["eval"] = evaluate_model(core, config, manifest, collate, device)
+        write_json(run_dir / "summary.json", summary)
+    if ddp.is_distributed():
+        torch.distributed.barrier()
+    return summary
+
+
+def _state(model, optimizer, scheduler, scaler, step: int, config: PretrainConfig, device: torch.device) -> dict[str, Any]:
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"model": model.state_dict(), "sampler": model.sampler.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step, "rng": rng,
+            "config_hash": config_hash(config), "config": dump_config(config)}
+
+
+def evaluate_model(model: CMCGNSModel, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float]:
+    def loader(split: str):
+        ds = PairDataset(manifest, split, config.data.image_size, train=False)
+        return DataLoader(ds, batch_size=32, collate_fn=collate)
+
+    try:
+        eval_loader = loader(config.data.eval_split)
+    except DataError:  # tiny datasets may have no validation split
+        eval_loader = loader(config.data.train_split)
+    img, txt, eval_feats, eval_labels = embed_split(model, eval_loader, device)
+    out = {"retrieval_r1": retrieval_recall(img, txt, 1), "retrieval_r5": retrieval_recall(img, txt, 5), "eval_pairs": len(img)}
+    _, _, train_feats, train_labels = embed_split(model, loader(config.data.train_split), device)
+    out["linear_probe_auc"] = linear_probe_auc(train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
+    model.train()
+    return out
+
+
+class _progress:
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("[bold]pretrain[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        self.task = self.bar.add_task("pretrain", total=total, completed=start, stage="", loss="-")
+        self.bar.start()
+
+    def update(self, done: int, stage: str, parts: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, stage=stage, loss=f"{parts.get('loss', float('nan')):.4f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -29,3 +29,25 @@ def register_reconstruction_heads(register):
 
     register("cm-mir", cm_mir.build, options=cm_mir.CMMIROptions, description="masked patches reconstructed from text-attended features")
     register("none", cm_mir.build_none, description="no reconstruction")
+
+
+@hookimpl
+def register_downstream_tasks(register):
+    from cmcgns.downstream import classification as cls
+    from cmcgns.downstream import dense
+
+    def classification(name: str, dataset: str, description: str):
+        register(name, lambda options: cls.ClassificationTask(name, dataset, options), options=cls.ClassificationOptions,
+                 description=description)
+
+    classification("chexpert-cls", "chexpert", "CheXpert 5-label classification (AUROC)")
+    classification("rsna-cls", "rsna", "RSNA pneumonia classification (AUROC)")
+    classification("covidx-cls", "covidx", "COVIDx positive/negative (ACC, AUROC)")
+    register("rsna-det", lambda options: dense.DetectionTask("rsna-det", "rsna", options), options=dense.DenseOptions,
+             description="RSNA opacity detection, RetinaNet via MMDetection (mAP)")
+    register("objectcxr-det", lambda options: dense.DetectionTask("objectcxr-det", "object-cxr", options), options=dense.DenseOptions,
+             description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)")
+    register("siim-seg", lambda options: dense.SegmentationTask("siim-seg", "siim", options), options=dense.DenseOptions,
+             description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)")
+    register("rsna-seg", lambda options: dense.SegmentationTask("rsna-seg", "rsna", options), options=dense.DenseOptions,
+             description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)")

@@ -22,6 +22,7 @@ from cmcgns.io.atomic import write_json, write_jsonl
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.jsonl"
+# Segmentation masks are single-channel PNGs holding class indices (0 background, 1 finding).
 META_NAME = "meta.json"
 DROP_REPORT_NAME = "drop_report.json"
 IMAGE_DIR = "images"

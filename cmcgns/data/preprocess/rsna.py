@@ -39,7 +39,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
         boxes = [b for b in (scale_box(*box, hw, image_size) for box in p["boxes"]) if b]
         mask = np.zeros((image_size, image_size), dtype=np.uint8)
         for x, y, w, h in boxes:
-            mask[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 255
+            mask[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 1
         mask_rel = rel.replace("images/", "masks/", 1)
         (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(out / mask_rel, "wb") as handle:

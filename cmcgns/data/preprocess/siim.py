@@ -43,7 +43,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
         mask_rel = rel.replace("images/", "masks/", 1)
         (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(out / mask_rel, "wb") as handle:
-            Image.fromarray(small.astype(np.uint8) * 255).save(handle, format="PNG")
+            Image.fromarray(small.astype(np.uint8)).save(handle, format="PNG")
         rows.append({"id": image_id, "image": rel, "mask": mask_rel, "split": stable_split(image_id, SPLITS),
                      "labels": {"Pneumothorax": float(small.any())}})
 

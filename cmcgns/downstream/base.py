@@ -1,0 +1,66 @@
+"""Downstream task interface shared by classification, detection and segmentation plugins."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from cmcgns.errors import DataError
+
+
+@dataclasses.dataclass
+class TaskRun:
+    manifest_dir: Path  # preprocessed dataset folder
+    backbone_dir: Path | None  # a pretrain run's export/ folder (None = random init)
+    fraction: float
+    seed: int
+    work_dir: Path
+    device: str = "cpu"
+
+
+class DownstreamTask(Protocol):
+    name: str
+    dataset: str
+    metrics: tuple[str, ...]
+
+    def run(self, run: TaskRun) -> dict[str, float]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    timm_name: str
+    image_size: int
+    timm_file: Path | None
+    mm_file: Path | None
+
+
+def backbone_spec(backbone_dir: Path | None, default_name: str, default_size: int) -> BackboneSpec:
+    if backbone_dir is None:
+        return BackboneSpec(default_name, default_size, None, None)
+    meta_path = Path(backbone_dir) / "backbone.json"
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path}: missing — pass the export/ folder of a finished pretrain run")
+    meta = json.loads(meta_path.read_text())
+    return BackboneSpec(meta["timm_model"], int(meta["image_size"]), Path(backbone_dir) / meta["timm_file"], Path(backbone_dir) / meta["mm_file"])
+
+
+def fraction_subset(rows: list[dict], fraction: float, seed: int, label_key: str | None = None) -> list[dict]:
+    """Deterministic label-fraction subset of training rows (at least 2 rows; stratified by the
+    first label when given, so both classes survive small fractions where possible)."""
+    if not 0 < fraction <= 1:
+        raise DataError(f"fraction {fraction} must be in (0, 1]")
+    if fraction == 1:
+        return list(rows)
+    rng = np.random.default_rng(seed)
+    groups: dict[Any, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["labels"].get(label_key) if label_key else None, []).append(r)
+    chosen = []
+    for _, members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        k = max(1, int(round(fraction * len(members))))
+        chosen += [members[i] for i in sorted(rng.choice(len(members), size=k, replace=False))]
+    return chosen if len(chosen) >= 2 else list(rows[:2])

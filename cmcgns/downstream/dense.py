@@ -1,0 +1,93 @@
+"""Detection (MMDetection) and segmentation (MMSegmentation) tasks on our backbone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pydantic
+
+from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
+from cmcgns.errors import CmcgnsError, DataError
+from cmcgns.io.atomic import write_json, write_jsonl
+
+
+class DenseOptions(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    iters: int = pydantic.Field(200, ge=1)
+    lr: float = pydantic.Field(1e-3, gt=0)
+    batch_size: int = pydantic.Field(8, ge=1)
+    backbone: str = "vit_tiny_patch16_224"
+    image_size: int = pydantic.Field(64, ge=32)
+
+
+def _require_mm() -> None:
+    try:
+        import mmdet  # noqa: F401
+        import mmseg  # noqa: F401
+    except ImportError as exc:
+        raise CmcgnsError(f"detection/segmentation need the OpenMMLab extra ({exc}); install with `make test` or pip install 'cmcgns[mm]'") from None
+
+
+class DetectionTask:
+    metrics = ("map", "map50")
+
+    def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
+        self.name, self.dataset, self.options = name, dataset, options
+
+    def run(self, run: TaskRun) -> dict[str, float]:
+        _require_mm()
+        from cmcgns.downstream.mm.components import pyramid_channels
+        from cmcgns.downstream.mm.configs import detection_config
+        from cmcgns.downstream.mm.runner import run_mm
+
+        meta, rows = read_manifest(run.manifest_dir)
+        if meta.get("kind") != "detection" or "coco" not in meta:
+            raise DataError(f"{run.manifest_dir}: not a detection manifest with COCO files")
+        coco_train = json.loads((run.manifest_dir / meta["coco"]["train"]).read_text())
+        keep_names = {r["image"] for r in fraction_subset([r for r in rows if r["split"] == "train"], run.fraction, run.seed)}
+        images = [im for im in coco_train["images"] if im["file_name"] in keep_names]
+        ids = {im["id"] for im in images}
+        subset = dict(coco_train, images=images, annotations=[a for a in coco_train["annotations"] if a["image_id"] in ids])
+        run.work_dir.mkdir(parents=True, exist_ok=True)
+        train_ann = run.work_dir / "coco_train_subset.json"
+        write_json(train_ann, subset)
+        spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
+        cfg = detection_config(spec, pyramid_channels(spec.timm_name, spec.image_size), run.manifest_dir, meta["categories"],
+                               str(train_ann), meta["coco"].get("test") or meta["coco"]["val"], self.options.iters,
+                               self.options.lr, self.options.batch_size, run.seed)
+        metrics = run_mm(cfg, run.work_dir / "mm")
+        # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
+        return {"map": metrics.get("coco/bbox_mAP", 0.0), "map50": metrics.get("coco/bbox_mAP_50", 0.0),
+                "train_rows": float(len(images))}
+
+
+class SegmentationTask:
+    metrics = ("dice",)
+
+    def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
+        self.name, self.dataset, self.options = name, dataset, options
+
+    def run(self, run: TaskRun) -> dict[str, float]:
+        _require_mm()
+        from cmcgns.downstream.mm.components import pyramid_channels
+        from cmcgns.downstream.mm.configs import segmentation_config
+        from cmcgns.downstream.mm.runner import run_mm
+
+        meta, rows = read_manifest(run.manifest_dir)
+        if not any("mask" in r for r in rows):
+            raise DataError(f"{run.manifest_dir}: manifest has no masks")
+        # a fraction view of the manifest: same images, train rows subsampled
+        view = run.work_dir / "manifest_view"
+        view.mkdir(parents=True, exist_ok=True)
+        train = fraction_subset([r for r in rows if r["split"] == "train"], run.fraction, run.seed, next(iter(rows[0]["labels"])))
+        kept = train + [r for r in rows if r["split"] != "train"]
+        absolute = [dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept]
+        write_jsonl(view / "manifest.jsonl", absolute)
+        spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
+        cfg = segmentation_config(spec, pyramid_channels(spec.timm_name, spec.image_size), view, self.options.iters,
+                                  self.options.lr, self.options.batch_size, run.seed)
+        metrics = run_mm(cfg, run.work_dir / "mm")
+        shutil.rmtree(view, ignore_errors=True)
+        return {"dice": metrics.get("seg/dice", float("nan")), "train_rows": float(len(train))}

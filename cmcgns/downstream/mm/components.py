@@ -1,0 +1,100 @@
+"""OpenMMLab components of cmcgns, loaded by mm configs through
+``custom_imports=dict(imports=['cmcgns.downstream.mm.components'])``.
+
+Importing this module registers (the OpenMMLab convention; nothing is copied into the
+installed mm packages):
+- ``CMCGNSBackbone`` in mmdet's and mmseg's MODELS: our timm ViT/ResNet encoder returning a
+  feature pyramid, initialised from a backbone-only export with ``prefix='backbone.'``;
+- ``CMCGNSSegDataset`` in mmseg's DATASETS: reads a cmcgns segmentation manifest split;
+- ``ForegroundDice`` in mmseg's METRICS: Dice of the finding class over the whole split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS as DET_MODELS
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModule
+from mmseg.datasets import BaseSegDataset
+from mmseg.registry import DATASETS as SEG_DATASETS
+from mmseg.registry import METRICS as SEG_METRICS
+from mmseg.registry import MODELS as SEG_MODELS
+
+
+def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
+    import timm
+
+    model = timm.create_model(timm_name, pretrained=False, num_classes=0, **({"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}))
+    if hasattr(model, "blocks"):
+        return [model.num_features] * 3
+    return [info["num_chs"] for info in model.feature_info[-3:]]
+
+
+class CMCGNSBackbone(BaseModule):
+    """timm encoder as an mm backbone. ViT patch tokens become a simple 3-level pyramid
+    (strides p/2, p, 2p); ResNets return their last three stages."""
+
+    def __init__(self, timm_name: str, image_size: int, init_cfg=None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        import timm
+
+        kwargs = {"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}
+        self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
+        self.is_vit = hasattr(self.encoder, "blocks")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.is_vit:
+            tokens = self.encoder.forward_features(x)[:, getattr(self.encoder, "num_prefix_tokens", 1):]
+            b, n, d = tokens.shape
+            g = int(round(n ** 0.5))
+            fmap = tokens.transpose(1, 2).reshape(b, d, g, g)
+            return (F.interpolate(fmap, scale_factor=2.0, mode="bilinear", align_corners=False), fmap, F.max_pool2d(fmap, 2))
+        feats = self.encoder.forward_intermediates(x, intermediates_only=True)
+        return tuple(feats[-3:])
+
+
+for _registry in (DET_MODELS, SEG_MODELS):
+    if "CMCGNSBackbone" not in _registry.module_dict:
+        _registry.register_module(module=CMCGNSBackbone)
+
+
+class CMCGNSSegDataset(BaseSegDataset):
+    METAINFO = dict(classes=("background", "finding"), palette=[[0, 0, 0], [255, 0, 0]])
+
+    def __init__(self, manifest_dir: str, split: str, **kwargs) -> None:
+        self.manifest_dir = Path(manifest_dir)
+        self.split = split
+        super().__init__(data_root=str(manifest_dir), ann_file="", **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        rows = [json.loads(line) for line in (self.manifest_dir / "manifest.jsonl").read_text().splitlines() if line.strip()]
+        return [dict(img_path=str(self.manifest_dir / r["image"]), seg_map_path=str(self.manifest_dir / r["mask"]),
+                     label_map=None, reduce_zero_label=False, seg_fields=[], sample_idx=i)
+                for i, r in enumerate(r for r in rows if r["split"] == self.split)]
+
+
+if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
+    SEG_DATASETS.register_module(module=CMCGNSSegDataset)
+
+
+class ForegroundDice(BaseMetric):
+    default_prefix = "seg"
+
+    def process(self, data_batch, data_samples) -> None:
+        for sample in data_samples:
+            pred = sample["pred_sem_seg"]["data"].squeeze().cpu() == 1
+            gt = sample["gt_sem_seg"]["data"].squeeze().cpu() == 1
+            self.results.append((int((pred & gt).sum()), int(pred.sum()), int(gt.sum())))
+
+    def compute_metrics(self, results) -> dict[str, float]:
+        inter = sum(r[0] for r in results)
+        total = sum(r[1] + r[2] for r in results)
+        return {"dice": 2.0 * inter / total if total else 1.0}
+
+
+if "ForegroundDice" not in SEG_METRICS.module_dict:
+    SEG_METRICS.register_module(module=ForegroundDice)

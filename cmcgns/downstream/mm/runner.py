@@ -1,0 +1,40 @@
+"""Runs an mmengine Runner from a config dict and returns its test metrics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+COMPONENTS_MODULE = "cmcgns.downstream.mm.components"
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """mmengine 0.10.7 checkpoints carry a few non-tensor objects (its HistoryBuffer, numpy
+    arrays/dtypes in the message hub). Allow exactly those for torch.load(weights_only=True)
+    instead of disabling the check."""
+    import numpy as np
+    import torch
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    safe = [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar]
+    safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    torch.serialization.add_safe_globals(safe)
+
+
+def run_mm(cfg_dict: dict[str, Any], work_dir: Path) -> dict[str, float]:
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    allow_mmengine_checkpoint_globals()
+    cfg = Config(dict(cfg_dict, work_dir=str(work_dir)))
+    runner = Runner.from_cfg(cfg)
+    for handler in runner.logger.handlers:
+        handler.setLevel(logging.WARNING)
+    runner.train()
+    metrics = runner.test()
+    return {k: float(v) for k, v in metrics.items()}

@@ -1,0 +1,71 @@
+"""Regression gate: compare aggregated metrics with an expected-values YAML file.
+
+Format (a list):
+    - {task: rsna-cls, fraction: 1.0, metric: auroc, value: 0.80, tolerance: 0.10}
+    - {task: siim-seg, fraction: 1.0, metric: dice, min: 0.05}
+`value`/`tolerance` fails outside [value - tolerance, value + tolerance]; `min`/`max` are bounds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pydantic
+import yaml
+
+from cmcgns.errors import ConfigError
+
+
+class Expectation(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    task: str
+    fraction: float
+    metric: str
+    value: float | None = None
+    tolerance: float = pydantic.Field(0.0, ge=0)
+    min: float | None = None
+    max: float | None = None
+
+    @pydantic.model_validator(mode="after")
+    def _bounds(self) -> "Expectation":
+        if self.value is None and self.min is None and self.max is None:
+            raise ValueError("give value (+ tolerance) or min/max")
+        return self
+
+    def bounds(self) -> tuple[float, float]:
+        lo = self.value - self.tolerance if self.value is not None else -math.inf
+        hi = self.value + self.tolerance if self.value is not None else math.inf
+        return max(lo, self.min if self.min is not None else -math.inf), min(hi, self.max if self.max is not None else math.inf)
+
+
+def load_expected(path: Path) -> list[Expectation]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read expected values ({exc})") from None
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a YAML list of {{task, fraction, metric, value|min|max}} entries")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(Expectation.model_validate(item))
+        except pydantic.ValidationError as exc:
+            raise ConfigError(f"{path}: entry {i}: {exc.errors()[0]['msg']}") from None
+    return out
+
+
+def check(summary: list[dict], expected: list[Expectation]) -> list[str]:
+    """Failures as messages; a metric missing from a task/fraction that ran is a failure too."""
+    index = {(s["task"], float(s["fraction"]), s["metric"]): s for s in summary}
+    failures = []
+    for e in expected:
+        got = index.get((e.task, float(e.fraction), e.metric))
+        if got is None:
+            if any(s["task"] == e.task and float(s["fraction"]) == float(e.fraction) for s in summary):
+                failures.append(f"{e.task} @{e.fraction:g} {e.metric}: expected but not measured")
+            continue  # tasks/fractions outside this run's selection are not judged
+        lo, hi = e.bounds()
+        if math.isnan(got["mean"]) or not lo <= got["mean"] <= hi:
+            failures.append(f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} outside [{lo:.4f}, {hi:.4f}]")
+    return failures

@@ -1,0 +1,74 @@
+"""Runs tasks x fractions x seeds and appends one JSON line per run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from cmcgns.data.bootstrap import ensure_synthetic
+from cmcgns.data.preprocess.base import META_NAME
+from cmcgns.downstream.base import TaskRun
+from cmcgns.io.atomic import append_jsonl
+from cmcgns.plugins.manager import get_registry
+
+RESULTS_NAME = "results.jsonl"
+
+
+def file_hash(path: Path | None) -> str:
+    if path is None or not Path(path).is_file():
+        return "random-init"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("cmcgns", "torch", "timm", "transformers", "mmdet", "mmsegmentation", "mmengine", "mmcv"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_size: int) -> Path:
+    prepared = Path(data_root) / dataset
+    if (prepared / META_NAME).is_file() and not (prepared / "synthetic-key.json").is_file():
+        return prepared  # real (or user-provided) preprocessed data
+    return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size)
+
+
+def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_dir: Path, backbone_dir: Path | None,
+              data_root: Path, task_options: dict[str, dict[str, Any]] | None = None, synthetic_studies: int = 120,
+              device: str = "cpu", on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    registry = get_registry()
+    components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
+    rows = []
+    backbone_file = Path(backbone_dir) / "backbone.safetensors" if backbone_dir else None
+    for name, component in components.items():
+        options = (task_options or {}).get(name, {})
+        task = component.build(options)
+        image_size = int(getattr(task.options, "image_size", 64))
+        manifest = dataset_dir(task.dataset, data_root, synthetic_studies, image_size)
+        config_hash = hashlib.sha256(json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()).hexdigest()[:16]
+        for fraction in fractions:
+            for seed in seeds:
+                start = time.perf_counter()
+                work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
+                metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
+                row = {"task": name, "dataset": task.dataset, "fraction": fraction, "seed": seed, "metrics": metrics,
+                       "config_hash": config_hash, "checkpoint_hash": file_hash(backbone_file), "versions": versions(),
+                       "seconds": round(time.perf_counter() - start, 2), "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+                append_jsonl(Path(out_dir) / RESULTS_NAME, row)
+                rows.append(row)
+                if on_result:
+                    on_result(row)
+    return rows

@@ -1,0 +1,184 @@
+"""The `cmcgns` command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cmcgns import __version__
+from cmcgns.cli.errors import parse_options, reports_errors
+from cmcgns.errors import ConfigError, DataError
+
+app = typer.Typer(help="CM-CGNS: self-supervised joint learning from chest X-rays and reports.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+
+SetOption = typer.Option(None, "--set", help="override, e.g. --set train.lr=1e-4 (repeatable)")
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
+    if version:
+        console.print(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+@reports_errors
+def synth(dataset: str = typer.Argument(..., help="mimic-cxr | chexpert | rsna | siim | covidx | object-cxr"),
+          out: Path = typer.Option(..., "--out", help="folder to write the official-layout dataset into"),
+          n: int = typer.Option(200, "--n", help="number of studies"), seed: int = typer.Option(0),
+          image_size: int = typer.Option(256, help="pixels of the written images"), workers: int = typer.Option(1),
+          corrupt_fraction: float = typer.Option(0.0, help="fraction of studies to damage (empty reports, broken/missing images)")) -> None:
+    """Write a deterministic synthetic dataset in a real dataset's on-disk layout."""
+    from cmcgns.data.synth.generate import generate
+
+    summary = generate(dataset, out, n, seed=seed, image_size=image_size, workers=workers, corrupt_fraction=corrupt_fraction)
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+@reports_errors
+def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgns plugins`), or 'verify'"),
+               path: Optional[Path] = typer.Argument(None, help="with 'verify': the preprocessed folder"),
+               source: Optional[Path] = typer.Option(None, help="the dataset's official download folder"),
+               out: Optional[Path] = typer.Option(None, help="output folder for manifests and the image cache"),
+               image_size: int = typer.Option(256), workers: int = typer.Option(1), option: Optional[list[str]] = SetOption) -> None:
+    """Official download layout -> manifests, resized image cache and a drop report (or verify a result)."""
+    if dataset == "verify":
+        from cmcgns.data.preprocess.verify import verify
+
+        if path is None:
+            raise ConfigError("usage: cmcgns preprocess verify DIR")
+        problems = verify(path)
+        for p in problems:
+            console.print(f"[red]✗[/] {p}", highlight=False)
+        if problems:
+            raise typer.Exit(1)
+        console.print(f"[green]✓[/] {path} is consistent")
+        return
+    if source is None or out is None:
+        raise ConfigError("preprocess needs --source and --out")
+    from cmcgns.plugins.manager import get_registry
+
+    result = get_registry().get("dataset", dataset).build(parse_options(option)).run(source, out, image_size, workers)
+    console.print(f"{dataset}: kept {result.rows} rows {result.splits}, dropped {result.dropped} (see {out}/drop_report.json)")
+
+
+@app.command()
+@reports_errors
+def pretrain(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config"),
+             overrides: Optional[list[str]] = SetOption,
+             sampler: Optional[str] = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
+             resume: Optional[str] = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
+             print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
+             progress: bool = typer.Option(True, help="rich progress bar on rank 0")) -> None:
+    """Pretrain image + text encoders with CM-CGNS (torchrun for multi-process DDP)."""
+    from cmcgns.config import dump_config, load_config
+    from cmcgns.config.schema import PretrainConfig
+    from cmcgns.training.pretrain import pretrain as run, resolve_components
+
+    sets = list(overrides or []) + ([f"sampler.name={sampler}"] if sampler else [])
+    cfg = resolve_components(load_config(PretrainConfig, config, sets))
+    if print_config:
+        console.print(dump_config(cfg), highlight=False)
+        return
+    summary = run(cfg, resume=resume, progress=progress)
+    console.print_json(json.dumps(summary))
+
+
+@app.command()
+@reports_errors
+def finetune(task: str = typer.Option(..., help="downstream task plugin, e.g. rsna-cls, siim-seg"),
+             fraction: float = typer.Option(1.0, help="fraction of training labels: 0.01, 0.1, 1.0"),
+             seed: int = typer.Option(0), backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
+             data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
+             out: Path = typer.Option(Path("runs/finetune")), mode: Optional[str] = typer.Option(None, help="linear | finetune (classification)"),
+             option: Optional[list[str]] = SetOption) -> None:
+    """Train and evaluate one downstream task."""
+    from cmcgns.benchmark.suite import run_suite
+
+    opts = parse_options(option)
+    if mode:
+        opts["mode"] = mode
+    rows = run_suite([task], [fraction], [seed], out, backbone, data_root, {task: opts})
+    console.print_json(json.dumps(rows[0]["metrics"]))
+
+
+@app.command()
+@reports_errors
+def benchmark(tasks: str = typer.Option(..., help="comma-separated task names"),
+              fractions: str = typer.Option("1.0"), seeds: str = typer.Option("0"),
+              backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
+              data_root: Path = typer.Option(Path("data")), out: Path = typer.Option(Path("runs/benchmark")),
+              expected: Optional[Path] = typer.Option(None, help="YAML of expected values; exit 1 outside tolerance"),
+              synthetic_studies: int = typer.Option(120), option: Optional[list[str]] = SetOption) -> None:
+    """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate."""
+    from cmcgns.benchmark.gate import check, load_expected
+    from cmcgns.benchmark.suite import run_suite
+    from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
+
+    try:
+        fraction_list = [float(f) for f in fractions.split(",") if f]
+        seed_list = [int(s) for s in seeds.split(",") if s]
+    except ValueError as exc:
+        raise ConfigError(f"--fractions/--seeds: {exc}") from None
+    expectations = load_expected(expected) if expected else []
+    task_options = parse_options(option)
+    names = [t.strip() for t in tasks.split(",") if t.strip()]
+    unknown = set(task_options) - set(names)
+    if unknown:
+        raise ConfigError(f"--set names task(s) not in --tasks: {', '.join(sorted(unknown))}")
+    rows = run_suite(names, fraction_list, seed_list, out, backbone, data_root, task_options, synthetic_studies,
+                     on_result=lambda r: console.print(f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False))
+    summary = aggregate(rows)
+    write_tables(summary, out)
+    console.print(markdown_table(summary), highlight=False)
+    failures = check(summary, expectations)
+    for f in failures:
+        console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List registered components: name, version, kind, source."""
+    from cmcgns.plugins.manager import get_registry
+
+    registry = get_registry()
+    rows = [{"name": c.name, "kind": c.kind, "plugin": c.plugin, "version": c.version, "source": c.source, "description": c.description}
+            for c in registry.components()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="cmcgns plugins")
+    for col in ("name", "kind", "plugin", "version", "source", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*(str(r[c]) for c in ("name", "kind", "plugin", "version", "source", "description")))
+    console.print(table)
+
+
+@app.command("text-model")
+@reports_errors
+def text_model(manifest: Path = typer.Option(..., help="preprocessed mimic-cxr folder (report corpus)"),
+               out: Path = typer.Option(...), vocab_size: int = typer.Option(1000), hidden_size: int = typer.Option(64),
+               layers: int = typer.Option(2), tokenizer_only: bool = typer.Option(False)) -> None:
+    """Train a WordPiece tokenizer on the reports (and write a small random-init BERT beside it)."""
+    from cmcgns.models.tiny_text import report_corpus, train_text_model
+
+    if hidden_size % 2:
+        raise DataError("--hidden-size must be even")
+    folder = train_text_model(report_corpus(manifest), out, vocab_size, hidden_size, layers, 2, not tokenizer_only)
+    console.print(f"wrote {folder}")
+
+
+def main() -> None:
+    app()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 import yaml
 
 from cmcgns.errors import ConfigError
+
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -20,6 +24,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+    if isinstance(value, str) and _FLOAT.match(value.strip()):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string
     return parts, value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "vs", "approx", "e.g", "i.e", "etc", "no", "st", "fig", "cm", "mm"}
+_ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "vs", "approx", "e.g", "i.e", "fig"}
 _WS = re.compile(r"\s+")
 _DEID = re.compile(r"_{2,}")
 _LIST_MARKER = re.compile(r"(?:(?<=\s)|^)\d{1,2}[.)]\s+(?=[A-Za-z])")

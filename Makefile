@@ -1,0 +1,18 @@
+# Two entry points on a fresh machine (both create/reuse the venv, see scripts/venv.sh):
+#   make demo   - synthetic data -> preprocess -> CM-CGNS pretrain -> downstream benchmark
+#   make test   - the test suite (includes the mm detection/segmentation paths)
+.PHONY: demo test venv
+
+VENV = $(shell bash scripts/venv.sh)
+DEMO_DIR ?= runs/demo
+
+venv:
+	@echo $(VENV)
+
+demo:
+	$(VENV)/bin/cmcgns pretrain --config benchmarks/configs/demo.yaml --set run_dir=$(DEMO_DIR)/pretrain
+	$(VENV)/bin/cmcgns benchmark --tasks rsna-cls,covidx-cls,rsna-det,siim-seg --fractions 0.1,1.0 --seeds 0 \
+	  --backbone $(DEMO_DIR)/pretrain/export --data-root $(DEMO_DIR)/data --out $(DEMO_DIR)/benchmark
+
+test:
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

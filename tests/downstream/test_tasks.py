@@ -1,0 +1,72 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cmcgns.cli.app import app
+from cmcgns.data.bootstrap import ensure_synthetic
+from cmcgns.downstream.base import TaskRun
+from cmcgns.plugins.manager import get_registry
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("downstream")
+    for ds in ("rsna", "siim", "covidx"):
+        ensure_synthetic(ds, root, 48, 0, 64, 32)
+    return root
+
+
+def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
+    comp = get_registry().get("downstream_task", task)
+    t = comp.build(options)
+    return t.run(TaskRun(data_root / t.dataset, backbone, fraction, 0, tmp_path / task))
+
+
+@pytest.mark.parametrize("mode", ["linear", "finetune"])
+def test_classification_learns_synthetic_labels(data_root, tmp_path, mode):
+    out = _run("covidx-cls", {"mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}, data_root, tmp_path)
+    assert 0.0 <= out["auroc"] <= 1.0 and 0.0 <= out["acc"] <= 1.0
+    if mode == "linear":
+        assert out["auroc"] > 0.55  # consolidation vs none is visible even to random features
+
+
+def test_label_fraction_subsets_training_rows(data_root, tmp_path):
+    small = _run("rsna-cls", {"epochs": 2, "image_size": 32}, data_root, tmp_path, fraction=0.1)
+    full = _run("rsna-cls", {"epochs": 2, "image_size": 32}, data_root, tmp_path, fraction=1.0)
+    assert small["train_rows"] < full["train_rows"]
+
+
+@pytest.mark.mm
+def test_mmdet_detection_runs_with_exported_backbone(data_root, tmp_path, tiny_pretrain_config):
+    from cmcgns.training.pretrain import pretrain
+
+    summary = pretrain(tiny_pretrain_config(stages=[{"name": "a", "steps": 1}]), progress=False)
+    backbone = tmp_path.joinpath(*[]) / "unused"
+    export_dir = __import__("pathlib").Path(summary["export"]["mm"]).parent
+    out = _run("rsna-det", {"iters": 4, "batch_size": 4, "image_size": 32}, data_root, tmp_path, backbone=export_dir)
+    assert 0.0 <= out["map"] <= 1.0 and 0.0 <= out["map50"] <= 1.0
+    assert (tmp_path / "rsna-det" / "mm").is_dir() and not backbone.exists()
+
+
+@pytest.mark.mm
+def test_mmseg_segmentation_learns_dice(data_root, tmp_path):
+    out = _run("siim-seg", {"iters": 60, "batch_size": 8, "image_size": 32, "lr": 3e-3}, data_root, tmp_path)
+    assert out["dice"] > 0.05, out
+
+
+def test_benchmark_cli_tables_and_regression_gate(data_root, tmp_path):
+    runner = CliRunner()
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("- {task: covidx-cls, fraction: 1.0, metric: auroc, min: 0.0}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {task: covidx-cls, fraction: 1.0, metric: auroc, value: 5.0, tolerance: 0.1}\n")
+    args = ["benchmark", "--tasks", "covidx-cls", "--fractions", "1.0", "--seeds", "0,1", "--data-root", str(data_root),
+            "--set", "covidx-cls.epochs=2", "--set", "covidx-cls.image_size=32"]
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--expected", str(ok)])
+    assert res.exit_code == 0, res.output
+    lines = (tmp_path / "a" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and {json.loads(l)["seed"] for l in lines} == {0, 1}
+    assert "±" in (tmp_path / "a" / "summary.md").read_text() and (tmp_path / "a" / "summary.png").stat().st_size > 0
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "b"), "--expected", str(bad)])
+    assert res.exit_code == 1 and "REGRESSION" in res.output

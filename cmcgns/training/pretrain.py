@@ -129,7 +129,9 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     accum = config.train.grad_accum
     batches = DeterministicBatches(len(train_set), config.train.batch_size, config.train.seed, ddp.rank(), ddp.world_size(),
                                    start * accum, total * accum)
-    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.data.num_workers)
+    # own generator: creating the iterator must not draw from the global RNG (resume would shift it)
+    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.data.num_workers,
+                        generator=torch.Generator().manual_seed(config.train.seed))
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
     end = min(total, stop_after) if stop_after is not None else total
     bar = _progress(main and progress, total, start)

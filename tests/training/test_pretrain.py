@@ -6,7 +6,7 @@ from cmcgns.training.pretrain import build_model, pretrain, resolve_components
 
 def test_loss_goes_down_on_learnable_data(tiny_pretrain_config):
     cfg = tiny_pretrain_config(**{"stages": [{"name": "align", "steps": 16}], "train.lr": 1e-3, "train.log_every": 1,
-                                  "head.name": "none"})
+                                  "head": {"name": "none"}})
     pretrain(cfg, progress=False)
     import csv
 

@@ -103,7 +103,7 @@ def segmentation_config(spec: BackboneSpec, channels: list[int], manifest_dir: P
         backbone=_backbone(spec),
         decode_head=dict(type="FCNHead", in_channels=channels[0], in_index=0, channels=64, num_convs=1, concat_input=False,
                          dropout_ratio=0.1, num_classes=2, align_corners=False,
-                         loss_decode=[dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0),
+                         loss_decode=[dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, 5.0]),
                                       dict(type="DiceLoss", loss_weight=1.0)]),
         train_cfg=dict(), test_cfg=dict(mode="whole"),
     )

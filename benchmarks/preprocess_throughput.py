@@ -1,0 +1,37 @@
+"""Preprocess throughput (images/s) per dataset layout, 1 worker vs N workers, in one run.
+
+    python benchmarks/preprocess_throughput.py [--n 200] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--size", type=int, default=512, help="raw image size written by the generator")
+    args = ap.parse_args()
+    from cmcgns.data.synth.generate import generate
+    from cmcgns.plugins.manager import get_registry
+
+    root = Path(tempfile.mkdtemp())
+    print(f"{'dataset':12s} {'1 worker':>12s} {f'{args.workers} workers':>12s} {'ratio':>7s}")
+    for dataset in ("mimic-cxr", "chexpert", "rsna", "siim", "covidx", "object-cxr"):
+        raw = root / f"raw-{dataset}"
+        generate(dataset, raw, args.n, image_size=args.size, workers=args.workers)
+        rates = []
+        for workers in (1, args.workers):
+            t = time.perf_counter()
+            result = get_registry().get("dataset", dataset).build({}).run(raw, root / f"{dataset}-{workers}", 224, workers)
+            rates.append(result.rows / (time.perf_counter() - t))
+        print(f"{dataset:12s} {rates[0]:10.1f}/s {rates[1]:10.1f}/s {rates[1] / rates[0]:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -179,3 +179,15 @@ def run_image_jobs(jobs: list[tuple[str, Path, Path, str]], size: int, workers: 
             drops.drop(str(src), reason, detail)
         else:
             on_ok(item_id, rel, hw)
+
+
+def cache_candidates(out: Path, candidates: dict[str, dict], size: int, workers: int, drops: DropReport) -> list[dict]:
+    """Resize every candidate's `_src` image into the cache; rows (sorted by id) get `image`."""
+    rows: list[dict] = []
+
+    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
+        row = {k: v for k, v in candidates[item_id].items() if k != "_src"}
+        rows.append({**row, "image": rel})
+
+    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), size, workers, drops, ok)
+    return sorted(rows, key=lambda r: r["id"])

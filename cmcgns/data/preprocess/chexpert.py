@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.base import DropReport, cache_candidates, stable_split, write_outputs
 from cmcgns.data.preprocess.tabular import read_csv
 
 COMPETITION_LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
@@ -41,14 +41,6 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
             item_id = "_".join(rel.with_suffix("").parts[1:])
             candidates[item_id] = {"id": item_id, "split": split, "patient": patient,
                                    "labels": {k: _value(row[k], uncertain) for k in COMPETITION_LABELS}, "_src": src}
-    rows: list[dict] = []
-
-    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
-        row = candidates[item_id]
-        row.pop("_src")
-        rows.append({**row, "image": rel})
-
-    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
-    rows.sort(key=lambda r: r["id"])
+    rows = cache_candidates(out, candidates, image_size, workers, drops)
     return write_outputs(out, "chexpert", "classification", rows, drops, considered, image_size, source,
                          {"labels": COMPETITION_LABELS, "uncertain_policy": uncertain})

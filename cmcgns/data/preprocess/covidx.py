@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, image_jobs, require_file, run_image_jobs, write_outputs
+from cmcgns.data.preprocess.base import DropReport, cache_candidates, require_file, write_outputs
 from cmcgns.errors import DataError
 
 POSITIVE = {"positive", "covid-19", "covid"}
@@ -34,13 +34,5 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             item_id = f"{split}_{Path(filename).stem}"
             candidates[item_id] = {"id": item_id, "patient": patient, "split": split,
                                    "labels": {"COVID-19": float(label in POSITIVE)}, "_src": source / split / filename}
-    rows: list[dict] = []
-
-    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
-        row = candidates[item_id]
-        row.pop("_src")
-        rows.append({**row, "image": rel})
-
-    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
-    rows.sort(key=lambda r: r["id"])
+    rows = cache_candidates(out, candidates, image_size, workers, drops)
     return write_outputs(out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]})

@@ -49,6 +49,7 @@ def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_siz
 def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_dir: Path, backbone_dir: Path | None,
               data_root: Path, task_options: dict[str, dict[str, Any]] | None = None, synthetic_studies: int = 120,
               device: str = "cpu", on_result: Callable[[dict], None] | None = None) -> list[dict]:
+    out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
     rows = []

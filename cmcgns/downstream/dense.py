@@ -51,7 +51,7 @@ class DetectionTask:
         ids = {im["id"] for im in images}
         subset = dict(coco_train, images=images, annotations=[a for a in coco_train["annotations"] if a["image_id"] in ids])
         run.work_dir.mkdir(parents=True, exist_ok=True)
-        train_ann = run.work_dir / "coco_train_subset.json"
+        train_ann = (run.work_dir / "coco_train_subset.json").resolve()  # mmdet joins relative paths with data_root
         write_json(train_ann, subset)
         spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
         cfg = detection_config(spec, pyramid_channels(spec.timm_name, spec.image_size), run.manifest_dir, meta["categories"],

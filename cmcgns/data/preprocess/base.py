@@ -191,3 +191,13 @@ def cache_candidates(out: Path, candidates: dict[str, dict], size: int, workers:
 
     run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), size, workers, drops, ok)
     return sorted(rows, key=lambda r: r["id"])
+
+
+def write_mask(out: Path, image_rel: str, mask: np.ndarray) -> str:
+    """Save a class-index mask beside the cached image (images/... -> masks/...); returns its relative path."""
+    from cmcgns.io.atomic import atomic_open
+
+    mask_rel = image_rel.replace(f"{IMAGE_DIR}/", "masks/", 1)
+    with atomic_open(out / mask_rel, "wb") as handle:
+        Image.fromarray(mask.astype(np.uint8)).save(handle, format="PNG")
+    return mask_rel

@@ -6,13 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_mask, write_outputs
 from cmcgns.data.preprocess.coco import scale_box, write_coco
 from cmcgns.data.preprocess.tabular import read_csv
 from cmcgns.errors import DataError
-from cmcgns.io.atomic import atomic_open
 
 SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 CATEGORY = "opacity"
@@ -40,10 +38,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
         mask = np.zeros((image_size, image_size), dtype=np.uint8)
         for x, y, w, h in boxes:
             mask[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 1
-        mask_rel = rel.replace("images/", "masks/", 1)
-        (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(out / mask_rel, "wb") as handle:
-            Image.fromarray(mask).save(handle, format="PNG")
+        mask_rel = write_mask(out, rel, mask)
         rows.append({"id": pid, "image": rel, "mask": mask_rel, "split": stable_split(pid, SPLITS),
                      "labels": {"Pneumonia": float(p["target"])},
                      "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes]})

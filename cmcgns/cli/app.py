@@ -112,25 +112,36 @@ def finetune(task: str = typer.Option(..., help="downstream task plugin, e.g. rs
 
 @app.command()
 @reports_errors
-def benchmark(tasks: str = typer.Option(..., help="comma-separated task names"),
-              fractions: str = typer.Option("1.0"), seeds: str = typer.Option("0"),
+def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated task names"),
+              fractions: Optional[str] = typer.Option(None, help="comma-separated label fractions [default: 1.0]"),
+              seeds: Optional[str] = typer.Option(None, help="comma-separated seeds [default: 0]"),
               backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
               data_root: Path = typer.Option(Path("data")), out: Path = typer.Option(Path("runs/benchmark")),
               expected: Optional[Path] = typer.Option(None, help="YAML of expected values; exit 1 outside tolerance"),
-              synthetic_studies: int = typer.Option(120), option: Optional[list[str]] = SetOption) -> None:
+              suite: Optional[Path] = typer.Option(None, help="suite YAML (tasks, fractions, seeds, options, expected); flags override it"),
+              synthetic_studies: Optional[int] = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
+              option: Optional[list[str]] = SetOption) -> None:
     """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate."""
     from cmcgns.benchmark.gate import check, load_expected
     from cmcgns.benchmark.suite import run_suite
+    from cmcgns.benchmark.suite_file import SuiteFile, load_suite
     from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
 
+    spec = load_suite(suite) if suite else None
+    if spec is None and not tasks:
+        raise ConfigError("give --tasks or --suite")
     try:
-        fraction_list = [float(f) for f in fractions.split(",") if f]
-        seed_list = [int(s) for s in seeds.split(",") if s]
+        fraction_list = [float(f) for f in fractions.split(",") if f] if fractions else (spec.fractions if spec else [1.0])
+        seed_list = [int(s) for s in seeds.split(",") if s] if seeds else (spec.seeds if spec else [0])
     except ValueError as exc:
         raise ConfigError(f"--fractions/--seeds: {exc}") from None
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else spec.tasks
+    task_options = {name: dict(opts) for name, opts in (spec.options if spec else {}).items() if name in names}
+    for name, opts in parse_options(option).items():
+        task_options.setdefault(name, {}).update(opts)
+    expected = expected or (spec.expected if spec else None)
+    synthetic_studies = synthetic_studies or (spec.synthetic_studies if spec else SuiteFile.model_fields["synthetic_studies"].default)
     expectations = load_expected(expected) if expected else []
-    task_options = parse_options(option)
-    names = [t.strip() for t in tasks.split(",") if t.strip()]
     unknown = set(task_options) - set(names)
     if unknown:
         raise ConfigError(f"--set names task(s) not in --tasks: {', '.join(sorted(unknown))}")

@@ -26,7 +26,7 @@ class PretrainData(Strict):
     max_sentences: int = pydantic.Field(8, ge=1)
     num_workers: int = pydantic.Field(0, ge=0)
     train_split: str = "train"
-    eval_split: str = "validate"
+    eval_split: str = pydantic.Field("validate", description="split(s) for retrieval/linear-probe evaluation; '+' pools several, e.g. validate+test")
 
 
 class ImageModel(Strict):

@@ -22,7 +22,8 @@ class PairDataset(Dataset):
         meta, rows = read_manifest(directory)
         if meta.get("kind") != "pretrain":
             raise DataError(f"{directory}: a {meta.get('kind')} manifest, pretraining needs a pretrain manifest (mimic-cxr)")
-        self.rows = [r for r in rows if r["split"] == split]
+        wanted = set(split.split("+"))  # "validate+test" pools splits (small evaluation sets)
+        self.rows = [r for r in rows if r["split"] in wanted]
         if not self.rows:
             raise DataError(f"{directory}: no rows in split {split!r} (have {sorted(meta.get('splits', {}))})")
         self.directory = Path(directory)

@@ -38,6 +38,21 @@ def load_tokenizer(path: str | Path | None):
         raise ConfigError(f"{folder}: cannot load tokenizer ({exc})") from None
 
 
+def _load_quietly(folder: Path):
+    """AutoModel.from_pretrained without transformers' per-tensor "Loading weights" bar (it
+    would interleave with our own progress display); the global setting is restored."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return AutoModel.from_pretrained(str(folder), local_files_only=True)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class TextEncoder(nn.Module):
     def __init__(self, path: str | Path | None, pooling: str = "mean", freeze_layers: int = 0) -> None:
         super().__init__()
@@ -46,8 +61,7 @@ class TextEncoder(nn.Module):
         folder = resolve_text_path(path)
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
-        self.model = (AutoModel.from_pretrained(str(folder), local_files_only=True) if has_weights
-                      else AutoModel.from_config(config))
+        self.model = _load_quietly(folder) if has_weights else AutoModel.from_config(config)
         self.dim = int(config.hidden_size)
         self.pooling = pooling
         if freeze_layers:

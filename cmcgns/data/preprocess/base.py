@@ -91,11 +91,14 @@ def _resize_one(size: int, job: tuple[str, str]) -> tuple[str, tuple[int, int] |
     return dst, (h, w), ""
 
 
+MIN_JOBS_PER_WORKER = 32
+
+
 def cache_images(jobs: list[tuple[Path, Path]], size: int, workers: int) -> list[tuple[tuple[int, int] | None, str]]:
     """Resize every (src, dst) pair to size x size PNG; returns per job (orig_hw, error)."""
     fn = functools.partial(_resize_one, size)
     str_jobs = [(str(s), str(d)) for s, d in jobs]
-    if workers > 1 and len(jobs) > 1:
+    if workers > 1 and len(jobs) >= MIN_JOBS_PER_WORKER * workers:  # below that, spawning costs more than it saves
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             results = pool.map(fn, str_jobs, chunksize=max(1, len(jobs) // (workers * 8) or 1))
     else:

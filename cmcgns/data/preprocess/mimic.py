@@ -8,7 +8,7 @@ import gzip
 import io
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, image_jobs, require_file, run_image_jobs, write_outputs
+from cmcgns.data.preprocess.base import DropReport, cache_candidates, require_file, write_outputs
 from cmcgns.data.reports.sectioning import report_body, split_sections
 from cmcgns.data.reports.sentences import split_sentences
 from cmcgns.data.synth.findings import CHEXPERT_LABELS
@@ -27,7 +27,12 @@ def _read_csv_gz(path: Path) -> list[dict[str, str]]:
 
 
 def _label(value: str) -> float | None:
-    return float(value) if value not in ("", None) else None
+    if value in ("", None):
+        return None
+    number = float(value)
+    if number not in (1.0, 0.0, -1.0):
+        raise ValueError(value)
+    return number
 
 
 def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1,
@@ -76,21 +81,17 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sente
             drops.drop(str(report_path), "too_few_sentences", f"{len(sentences)} < {min_sentences}")
             continue
         lab = labels.get((subject, study), {})
+        try:
+            study_labels = {name: _label(lab.get(name, "")) for name in CHEXPERT_LABELS}
+        except ValueError:
+            raise DataError(f"{source / 'mimic-cxr-2.0.0-chexpert.csv.gz'}: study {study}: labels must be blank, 1.0, 0.0 or -1.0") from None
         candidates[row["dicom_id"]] = {
             "id": row["dicom_id"], "subject_id": subject, "study_id": study, "split": splits[row["dicom_id"]],
             "view": row["ViewPosition"], "sentences": sentences,
-            "labels": {name: _label(lab.get(name, "")) for name in CHEXPERT_LABELS},
+            "labels": study_labels,
             "_src": source / folder / f"s{study}" / f"{row['dicom_id']}.jpg",
         }
-    rows: list[dict] = []
-
-    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
-        row = candidates[item_id]
-        row.pop("_src")
-        row["image"] = rel
-        rows.append(row)
-
-    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
+    rows = cache_candidates(out, candidates, image_size, workers, drops)
     rows.sort(key=lambda r: (r["split"], r["study_id"]))
     return write_outputs(out, "mimic-cxr", "pretrain", rows, drops, len(metadata), image_size, source,
                          {"labels": CHEXPERT_LABELS})

@@ -16,20 +16,29 @@ SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 CATEGORY = "opacity"
 
 
-def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
-    labels_csv = source / "stage_2_train_labels.csv"
+def read_labels(labels_csv: Path) -> dict[str, dict]:
+    """stage_2_train_labels.csv -> {patientId: {"target": 0|1, "boxes": [(x, y, w, h), ...]}}
+    in original pixels; a patient has one row per box (or one empty row when negative)."""
     table = read_csv(labels_csv, ["patientId", "x", "y", "width", "height", "Target"])
-    drops = DropReport()
     patients: dict[str, dict] = {}
     for lineno, row in enumerate(table, start=2):
         p = patients.setdefault(row["patientId"], {"target": 0, "boxes": []})
         try:
             target = int(float(row["Target"]))
-            if target == 1:
-                p["boxes"].append(tuple(float(row[k]) for k in ("x", "y", "width", "height")))
+            box = tuple(float(row[k]) for k in ("x", "y", "width", "height")) if target == 1 else None
         except ValueError:
             raise DataError(f"{labels_csv}:{lineno}: non-numeric box/target values {row}") from None
+        if target not in (0, 1):
+            raise DataError(f"{labels_csv}:{lineno}: Target must be 0 or 1, got {row['Target']!r}")
+        if box is not None:
+            p["boxes"].append(box)
         p["target"] = max(p["target"], target)
+    return patients
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
+    patients = read_labels(source / "stage_2_train_labels.csv")
+    drops = DropReport()
     rows: list[dict] = []
 
     def ok(pid: str, rel: str, hw: tuple[int, int]) -> None:

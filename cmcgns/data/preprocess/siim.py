@@ -14,11 +14,24 @@ from cmcgns.data.preprocess.tabular import read_csv
 SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
-def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
-    table = read_csv(source / "train-rle.csv", ["ImageId", "EncodedPixels"])
+def read_rles(rle_csv: Path) -> dict[str, list[str]]:
+    """train-rle.csv -> {ImageId: [run-length strings]} (the header's " EncodedPixels" has a
+    leading space in the official file; an image with several pneumothoraces has several rows)."""
     rles: dict[str, list[str]] = {}
-    for row in table:
+    for row in read_csv(rle_csv, ["ImageId", "EncodedPixels"]):
         rles.setdefault(row["ImageId"], []).append(row["EncodedPixels"])
+    return rles
+
+
+def decode_merged(rles: list[str], height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for rle in rles:
+        mask |= siim_rle.decode(rle, height, width)
+    return mask
+
+
+def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
+    rles = read_rles(source / "train-rle.csv")
     dicoms = {p.stem: p for p in (source / "dicom-images-train").rglob("*.dcm")}
     drops = DropReport()
     rows: list[dict] = []
@@ -30,17 +43,15 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             drops.drop(image_id, "missing_image", "no DICOM with this SOP instance UID")
 
     def ok(image_id: str, rel: str, hw: tuple[int, int]) -> None:
-        mask = np.zeros(hw, dtype=np.uint8)
         try:
-            for rle in rles[image_id]:
-                mask |= siim_rle.decode(rle, *hw)
+            mask = decode_merged(rles[image_id], *hw)
         except ValueError as exc:
             drops.drop(image_id, "bad_rle", str(exc))
             return
         small = resize_mask(mask, image_size)
         mask_rel = write_mask(out, rel, small.astype(np.uint8))
         rows.append({"id": image_id, "image": rel, "mask": mask_rel, "split": stable_split(image_id, SPLITS),
-                     "labels": {"Pneumothorax": float(small.any())}})
+                     "labels": {"Pneumothorax": float(mask.any())}})  # full resolution: tiny ones survive
 
     run_image_jobs(image_jobs(out, present.items()), image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])

@@ -8,13 +8,15 @@ import re
 _ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "vs", "approx", "e.g", "i.e", "fig"}
 _WS = re.compile(r"\s+")
 _DEID = re.compile(r"_{2,}")
+_REPEATED_STOP = re.compile(r"([.!?])(?:\s*\.)+")  # "characterization. ." (Open-i) -> "characterization."
 _LIST_MARKER = re.compile(r"(?:(?<=\s)|^)\d{1,2}[.)]\s+(?=[A-Za-z])")
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 
 
 def normalise(text: str) -> str:
     text = _DEID.sub(" ", text)
-    return _WS.sub(" ", text).strip()
+    text = _WS.sub(" ", text).strip()
+    return _REPEATED_STOP.sub(r"\1", text)
 
 
 def split_sentences(text: str, min_words: int = 1) -> list[str]:

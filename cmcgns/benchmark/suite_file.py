@@ -1,0 +1,63 @@
+"""A benchmark suite as a YAML file: which tasks, fractions, seeds and task options to run, and
+(optionally) the expected-values file that gates it. Relative paths are resolved against the
+suite file's folder, so `benchmarks/ci_suite.yaml` works from any working directory.
+
+    tasks: [covidx-cls, rsna-det]
+    fractions: [0.1, 1.0]
+    seeds: [0, 1]
+    synthetic_studies: 48
+    options: {rsna-det: {iters: 4, image_size: 32}}
+    expected: ci_expected.yaml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from cmcgns.errors import ConfigError
+
+
+class SuiteFile(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    tasks: list[str] = pydantic.Field(min_length=1)
+    fractions: list[float] = [1.0]
+    seeds: list[int] = [0]
+    synthetic_studies: int = pydantic.Field(120, ge=8)
+    options: dict[str, dict[str, Any]] = {}
+    expected: Path | None = None
+
+    @pydantic.field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < f <= 1 for f in value):
+            raise ValueError("fractions must be in (0, 1]")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _options_name_tasks(self) -> "SuiteFile":
+        unknown = set(self.options) - set(self.tasks)
+        if unknown:
+            raise ValueError(f"options given for task(s) not in tasks: {', '.join(sorted(unknown))}")
+        return self
+
+
+def load_suite(path: Path) -> SuiteFile:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read suite file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a suite file is a YAML mapping with tasks/fractions/seeds/options/expected")
+    try:
+        suite = SuiteFile.model_validate(data)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, err['loc'])) or 'suite'}: {err['msg']}") from None
+    if suite.expected is not None and not suite.expected.is_absolute():
+        suite.expected = path.parent / suite.expected
+    return suite

@@ -31,7 +31,8 @@ def _time_variant(manifest: Path, args: argparse.Namespace, sampler: str, head: 
     cfg = resolve_components(PretrainConfig.model_validate({
         "data": {"manifest": str(manifest), "image_size": args.image_size},
         "model": {"image": {"name": args.image_model}, "text": {"path": args.text}},
-        "sampler": {"name": sampler, "options": options}, "head": {"name": head}}))
+        "sampler": {"name": sampler, "options": options}, "head": {"name": head},
+        "stages": [{"name": "timed", "steps": args.steps + 1, "reconstruction": head != "none"}]}))
     torch.manual_seed(0)
     model = build_model(cfg)
     batch = ReportCollator(load_tokenizer(args.text), cfg.data.max_tokens, cfg.data.max_sentences)(batch_items)

@@ -47,7 +47,7 @@ def register_downstream_tasks(register):
              description="RSNA opacity detection, RetinaNet via MMDetection (mAP)")
     register("objectcxr-det", lambda options: dense.DetectionTask("objectcxr-det", "object-cxr", options), options=dense.DenseOptions,
              description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)")
-    register("siim-seg", lambda options: dense.SegmentationTask("siim-seg", "siim", options), options=dense.DenseOptions,
+    register("siim-seg", lambda options: dense.SegmentationTask("siim-seg", "siim", options), options=dense.SegmentationOptions,
              description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)")
-    register("rsna-seg", lambda options: dense.SegmentationTask("rsna-seg", "rsna", options), options=dense.DenseOptions,
+    register("rsna-seg", lambda options: dense.SegmentationTask("rsna-seg", "rsna", options), options=dense.SegmentationOptions,
              description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
+from typing import Literal
 
 import pydantic
 
@@ -20,6 +22,36 @@ class DenseOptions(pydantic.BaseModel):
     batch_size: int = pydantic.Field(8, ge=1)
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
+
+
+class SegmentationOptions(DenseOptions):
+    foreground_weight: float | Literal["auto"] = pydantic.Field(
+        "auto", description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
+                            "of the training masks, clipped to [1, 50] (findings cover a few % of the image)")
+
+    @pydantic.field_validator("foreground_weight")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value <= 0:
+            raise ValueError("foreground_weight must be > 0 or 'auto'")
+        return value
+
+
+def foreground_weight(mask_paths: list[Path], sample: int = 400) -> float:
+    """Background/foreground pixel ratio over (up to `sample`, evenly spaced) masks, clipped to [1, 50]."""
+    import numpy as np
+    from PIL import Image
+
+    step = max(1, len(mask_paths) // sample)
+    fg = total = 0
+    for path in mask_paths[::step]:
+        with Image.open(path) as im:
+            mask = np.asarray(im)
+        fg += int((mask == 1).sum())
+        total += mask.size
+    if fg == 0:
+        return 1.0
+    return float(min(50.0, max(1.0, (total - fg) / fg)))
 
 
 def _require_mm() -> None:
@@ -66,7 +98,7 @@ class DetectionTask:
 class SegmentationTask:
     metrics = ("dice",)
 
-    def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
+    def __init__(self, name: str, dataset: str, options: SegmentationOptions) -> None:
         self.name, self.dataset, self.options = name, dataset, options
 
     def run(self, run: TaskRun) -> dict[str, float]:
@@ -86,8 +118,11 @@ class SegmentationTask:
         absolute = [dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept]
         write_jsonl(view / "manifest.jsonl", absolute)
         spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
+        weight = self.options.foreground_weight
+        if weight == "auto":
+            weight = foreground_weight([run.manifest_dir / r["mask"] for r in train])
         cfg = segmentation_config(spec, pyramid_channels(spec.timm_name, spec.image_size), view, self.options.iters,
-                                  self.options.lr, self.options.batch_size, run.seed)
+                                  self.options.lr, self.options.batch_size, run.seed, weight)
         metrics = run_mm(cfg, run.work_dir / "mm")
         shutil.rmtree(view, ignore_errors=True)
-        return {"dice": metrics.get("seg/dice", float("nan")), "train_rows": float(len(train))}
+        return {"dice": metrics.get("seg/dice", float("nan")), "train_rows": float(len(train)), "foreground_weight": float(weight)}

@@ -24,7 +24,7 @@ from cmcgns.models.text_encoder import load_tokenizer
 from cmcgns.plugins.manager import get_registry
 from cmcgns.training import checkpoint as ckpt
 from cmcgns.training import distributed as ddp
-from cmcgns.training.evaluate import embed_split, linear_probe_auc, retrieval_recall
+from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
 from cmcgns.training.schedule import warmup_cosine
@@ -69,7 +69,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast_for(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -147,7 +147,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(iterator).items()}
                 gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + ddp.rank())
                 sync = micro == accum - 1 or not ddp.is_distributed()
-                with (contextlib.nullcontext() if sync else model.no_sync()), _autocast(device, config.train.precision):
+                with (contextlib.nullcontext() if sync else model.no_sync()), autocast_for(device, config.train.precision):
                     loss, parts = model(batch, step, stage.reconstruction, gen)
                 scaler.scale(loss / accum).backward()
             if config.train.grad_clip:
@@ -200,7 +200,9 @@ def evaluate_model(model: CMCGNSModel, config: PretrainConfig, manifest: Path, c
     img, txt, eval_feats, eval_labels = embed_split(model, eval_loader, device)
     out = {"retrieval_r1": retrieval_recall(img, txt, 1), "retrieval_r5": retrieval_recall(img, txt, 5), "eval_pairs": len(img)}
     _, _, train_feats, train_labels = embed_split(model, loader(config.data.train_split), device)
-    out["linear_probe_auc"] = linear_probe_auc(train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
+    probe = (train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
+    out["linear_probe_auc"] = linear_probe_auc(*probe)
+    out["linear_probe_auc_10pct"] = linear_probe_auc_fraction(*probe, fraction=0.1)
     model.train()
     return out
 

@@ -70,6 +70,7 @@ def test_mm_backbone_loads_our_export_with_backbone_prefix(tiny_pretrain_config)
 def test_mmseg_segmentation_trains_and_scores_dice(data_root, tmp_path):
     out = _run("rsna-seg", {"iters": 6, "batch_size": 4, "image_size": 32}, data_root, tmp_path)
     assert 0.0 <= out["dice"] <= 1.0 and out["train_rows"] > 0
+    assert out["foreground_weight"] > 1.0  # findings are a few % of the pixels: the loss is rebalanced
     assert list((tmp_path / "rsna-seg" / "mm").glob("iter_6.pth"))  # mmengine ran the 6 iterations
 
 
@@ -88,3 +89,23 @@ def test_benchmark_cli_tables_and_regression_gate(data_root, tmp_path):
     assert "±" in (tmp_path / "a" / "summary.md").read_text() and (tmp_path / "a" / "summary.png").stat().st_size > 0
     res = runner.invoke(app, args + ["--out", str(tmp_path / "b"), "--expected", str(bad)])
     assert res.exit_code == 1 and "REGRESSION" in res.output
+
+
+def test_foreground_weight_is_the_clipped_background_ratio(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from cmcgns.downstream.dense import foreground_weight
+
+    paths = []
+    for i, fg in enumerate((10, 30, 0)):
+        mask = np.zeros((20, 20), dtype=np.uint8)
+        mask.flat[:fg] = 1
+        paths.append(tmp_path / f"m{i}.png")
+        Image.fromarray(mask).save(paths[-1])
+    assert foreground_weight(paths) == pytest.approx((1200 - 40) / 40)
+    assert foreground_weight(paths[2:]) == 1.0  # no foreground at all: plain loss
+    tiny = np.zeros((100, 100), dtype=np.uint8)
+    tiny[0, 0] = 1
+    Image.fromarray(tiny).save(tmp_path / "tiny.png")
+    assert foreground_weight([tmp_path / "tiny.png"]) == 50.0

@@ -50,3 +50,20 @@ def test_reconstruction_head_learns_from_text(tiny_pretrain_config):
     torch.manual_seed(0)
     model = build_model(cfg)
     assert model.head.enabled and sum(p.numel() for p in model.head.parameters()) > 0
+
+
+def test_bf16_autocast_with_grad_accumulation_runs_and_keeps_fp32_state(tiny_pretrain_config):
+    """AMP path (bf16 autocast also exists on CPU): finite losses, fp32 master weights and centroids."""
+    import csv
+    import math
+
+    cfg = tiny_pretrain_config(**{"train.precision": "bf16", "train.grad_accum": 2})
+    summary = pretrain(cfg, progress=False)
+    rows = list(csv.DictReader((cfg.run_dir / "metrics.csv").open()))
+    assert len(rows) == 5 and all(math.isfinite(float(r["loss"])) for r in rows)
+    assert "reconstruction" in rows[-1] and math.isfinite(float(rows[-1]["reconstruction"]))
+    state = torch.load(ckpt.list_checkpoints(cfg.run_dir)[-1], weights_only=True)
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    centroids = state["sampler"]["centroids"]
+    assert centroids.dtype == torch.float32 and torch.isfinite(centroids).all()
+    assert summary["steps"] == 5

@@ -85,7 +85,7 @@ def detection_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path
 
 
 def segmentation_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path, iters: int, lr: float,
-                        batch_size: int, seed: int) -> dict[str, Any]:
+                        batch_size: int, seed: int, foreground_weight: float = 5.0) -> dict[str, Any]:
     size = spec.image_size
     train_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
                       dict(type="Resize", scale=(size, size), keep_ratio=False), dict(type="RandomFlip", prob=0.5),
@@ -103,7 +103,7 @@ def segmentation_config(spec: BackboneSpec, channels: list[int], manifest_dir: P
         backbone=_backbone(spec),
         decode_head=dict(type="FCNHead", in_channels=channels[0], in_index=0, channels=64, num_convs=1, concat_input=False,
                          dropout_ratio=0.1, num_classes=2, align_corners=False,
-                         loss_decode=[dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, 5.0]),
+                         loss_decode=[dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, foreground_weight]),
                                       dict(type="DiceLoss", loss_weight=1.0)]),
         train_cfg=dict(), test_cfg=dict(mode="whole"),
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 from cmcgns.errors import DataError
 from cmcgns.io.atomic import write_bytes, write_text
 
-SKIP = {"train_rows", "test_rows"}
+SKIP = {"train_rows", "test_rows", "foreground_weight"}  # run diagnostics kept in results.jsonl, not tabulated
 
 
 def read_results(path: Path) -> list[dict]:

@@ -40,20 +40,31 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown_table(summary: list[dict]) -> str:
-    lines = ["| task | fraction | metric | mean ± std | n |", "|---|---|---|---|---|"]
+def _reference_cell(s: dict, reference: dict | None) -> str:
+    value = reference.get((s["task"], float(s["fraction"]), s["metric"])) if reference else None
+    return f"{value:.4f}" if value is not None else "—"
+
+
+def markdown_table(summary: list[dict], reference: dict | None = None) -> str:
+    """`reference` maps (task, fraction, metric) to a published value (None = not available)."""
+    header = "| task | fraction | metric | mean ± std | n |" + (" reference |" if reference is not None else "")
+    lines = [header, "|---|---|---|---|---|" + ("---|" if reference is not None else "")]
     for s in summary:
-        lines.append(f"| {s['task']} | {s['fraction']:g} | {s['metric']} | {s['mean']:.4f} ± {s['std']:.4f} | {s['n']} |")
+        row = f"| {s['task']} | {s['fraction']:g} | {s['metric']} | {s['mean']:.4f} ± {s['std']:.4f} | {s['n']} |"
+        lines.append(row + (f" {_reference_cell(s, reference)} |" if reference is not None else ""))
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: list[dict], out_dir: Path) -> dict[str, Path]:
+def write_tables(summary: list[dict], out_dir: Path, reference: dict | None = None) -> dict[str, Path]:
     out_dir = Path(out_dir)
-    write_text(out_dir / "summary.md", markdown_table(summary))
+    write_text(out_dir / "summary.md", markdown_table(summary, reference))
+    fields = ["task", "fraction", "metric", "mean", "std", "n"] + (["reference"] if reference is not None else [])
+    rows = [dict(s, reference=reference.get((s["task"], float(s["fraction"]), s["metric"]))) if reference is not None else s
+            for s in summary]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["task", "fraction", "metric", "mean", "std", "n"], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(summary)
+    writer.writerows(rows)
     write_text(out_dir / "summary.csv", buffer.getvalue())
     plot = out_dir / "summary.png"
     _plot(summary, plot)

@@ -119,10 +119,12 @@ def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated ta
               data_root: Path = typer.Option(Path("data")), out: Path = typer.Option(Path("runs/benchmark")),
               expected: Optional[Path] = typer.Option(None, help="YAML of expected values; exit 1 outside tolerance"),
               suite: Optional[Path] = typer.Option(None, help="suite YAML (tasks, fractions, seeds, options, expected); flags override it"),
+              reference: Optional[Path] = typer.Option(None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"),
               synthetic_studies: Optional[int] = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
               option: Optional[list[str]] = SetOption) -> None:
     """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate."""
     from cmcgns.benchmark.gate import check, load_expected
+    from cmcgns.benchmark.reference import load_reference
     from cmcgns.benchmark.suite import run_suite
     from cmcgns.benchmark.suite_file import SuiteFile, load_suite
     from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
@@ -142,14 +144,15 @@ def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated ta
     expected = expected or (spec.expected if spec else None)
     synthetic_studies = synthetic_studies or (spec.synthetic_studies if spec else SuiteFile.model_fields["synthetic_studies"].default)
     expectations = load_expected(expected) if expected else []
+    reference_values = load_reference(reference).lookup() if reference else None
     unknown = set(task_options) - set(names)
     if unknown:
         raise ConfigError(f"--set names task(s) not in --tasks: {', '.join(sorted(unknown))}")
     rows = run_suite(names, fraction_list, seed_list, out, backbone, data_root, task_options, synthetic_studies,
                      on_result=lambda r: console.print(f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False))
     summary = aggregate(rows)
-    write_tables(summary, out)
-    console.print(markdown_table(summary), highlight=False)
+    write_tables(summary, out, reference_values)
+    console.print(markdown_table(summary, reference_values), highlight=False)
     failures = check(summary, expectations)
     for f in failures:
         console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)

@@ -48,9 +48,8 @@ def main() -> None:
     args = ap.parse_args()
     from cmcgns.config.schema import PretrainConfig
     from cmcgns.data.bootstrap import ensure_synthetic
-    from cmcgns.data.pretrain_dataset import PairDataset, ReportCollator
-    from cmcgns.models.text_encoder import load_tokenizer
-    from cmcgns.training.pretrain import autocast_for, build_model, resolve_components, select_device
+    from cmcgns.data.pretrain_dataset import PairDataset
+    from cmcgns.training.pretrain import autocast_for, build_collator, build_model, resolve_components, select_device
 
     device = select_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +63,7 @@ def main() -> None:
             "train": {"precision": args.precision}}))
         torch.manual_seed(0)
         model = build_model(cfg).to(device)
-        collate = ReportCollator(load_tokenizer(text), cfg.data.max_tokens, cfg.data.max_sentences)
+        collate = build_collator(cfg)
         ds = PairDataset(manifest, "train", args.image_size, train=True)
         batch = {k: v.to(device) for k, v in collate([ds[i] for i in range(args.batch)]).items()}
     params = {name: sum(p.numel() for p in module.parameters()) / 1e6

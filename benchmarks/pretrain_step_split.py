@@ -23,9 +23,7 @@ import torch
 
 def _time_variant(manifest: Path, args: argparse.Namespace, sampler: str, head: str, batch_items: list) -> tuple[float, dict]:
     from cmcgns.config.schema import PretrainConfig
-    from cmcgns.data.pretrain_dataset import ReportCollator
-    from cmcgns.models.text_encoder import load_tokenizer
-    from cmcgns.training.pretrain import build_model, resolve_components
+    from cmcgns.training.pretrain import build_collator, build_model, resolve_components
 
     options = {"num_clusters": 8, "warmup_steps": 0} if sampler == "cm-cgns" else {}
     cfg = resolve_components(PretrainConfig.model_validate({
@@ -35,7 +33,7 @@ def _time_variant(manifest: Path, args: argparse.Namespace, sampler: str, head: 
         "stages": [{"name": "timed", "steps": args.steps + 1, "reconstruction": head != "none"}]}))
     torch.manual_seed(0)
     model = build_model(cfg)
-    batch = ReportCollator(load_tokenizer(args.text), cfg.data.max_tokens, cfg.data.max_sentences)(batch_items)
+    batch = build_collator(cfg)(batch_items)
     shares = {"encoders": 0.0}
 
     def timed(fn):

@@ -39,15 +39,12 @@ def _config(root: Path, args: argparse.Namespace, sampler: str, head: str):
 
 
 def _evaluate_initial(config) -> dict[str, float]:
-    from cmcgns.data.pretrain_dataset import ReportCollator
-    from cmcgns.models.text_encoder import load_tokenizer
-    from cmcgns.training.pretrain import build_model, evaluate_model, resolve_components
+    from cmcgns.training.pretrain import build_collator, build_model, evaluate_model, resolve_components
 
     config = resolve_components(config)
     torch.manual_seed(config.train.seed)  # exactly the weights pretraining starts from
     model = build_model(config)
-    collate = ReportCollator(load_tokenizer(config.model.text.path), config.data.max_tokens, config.data.max_sentences)
-    return evaluate_model(model, config, Path(config.data.manifest), collate, torch.device("cpu"))
+    return evaluate_model(model, config, Path(config.data.manifest), build_collator(config), torch.device("cpu"))
 
 
 def main() -> None:

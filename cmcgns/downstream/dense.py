@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pydantic
 
@@ -25,16 +25,9 @@ class DenseOptions(pydantic.BaseModel):
 
 
 class SegmentationOptions(DenseOptions):
-    foreground_weight: float | Literal["auto"] = pydantic.Field(
+    foreground_weight: Annotated[float, pydantic.Field(gt=0)] | Literal["auto"] = pydantic.Field(
         "auto", description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
                             "of the training masks, clipped to [1, 50] (findings cover a few % of the image)")
-
-    @pydantic.field_validator("foreground_weight")
-    @classmethod
-    def _positive(cls, value):
-        if value != "auto" and value <= 0:
-            raise ValueError("foreground_weight must be > 0 or 'auto'")
-        return value
 
 
 def foreground_weight(mask_paths: list[Path], sample: int = 400) -> float:

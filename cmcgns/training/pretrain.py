@@ -61,6 +61,12 @@ def build_model(config: PretrainConfig) -> CMCGNSModel:
                        lambda **dims: head_component.build(config.head.options, **dims))
 
 
+def build_collator(config: PretrainConfig) -> ReportCollator:
+    """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's)."""
+    tokenizer = load_tokenizer(config.model.text.tokenizer_path or config.model.text.path)
+    return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -99,8 +105,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
         run_dir.mkdir(parents=True, exist_ok=True)
         save_resolved_config(config, run_dir)
     manifest = prepare_data(config)
-    tokenizer = load_tokenizer(config.model.text.tokenizer_path or config.model.text.path)
-    collate = ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
+    collate = build_collator(config)
     train_set = PairDataset(manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed)
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cmcgns.data.preprocess.base import DropReport, cache_candidates, stable_split, write_outputs
-from cmcgns.data.preprocess.tabular import read_csv
+from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.errors import DataError
 
 COMPETITION_LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
@@ -14,11 +14,9 @@ ROOT = "CheXpert-v1.0-small"
 
 
 def _value(raw: str, policy: str) -> float:
-    if raw == "":
+    value = chexpert_label(raw)
+    if value is None:
         return 0.0
-    value = float(raw)
-    if value not in (0.0, 1.0, -1.0):
-        raise ValueError(raw)
     if value == -1.0:
         return {"ones": 1.0, "zeros": 0.0}[policy]
     return value

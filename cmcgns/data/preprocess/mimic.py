@@ -3,47 +3,26 @@ into sections and sentences, official train/validate/test split kept)."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, cache_candidates, require_file, write_outputs
+from cmcgns.data.preprocess.base import DropReport, cache_candidates, write_outputs
+from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.data.reports.sectioning import report_body, split_sections
 from cmcgns.data.reports.sentences import split_sentences
 from cmcgns.data.synth.findings import CHEXPERT_LABELS
 from cmcgns.errors import DataError
 
 FRONTAL = ("PA", "AP")
-
-
-def _read_csv_gz(path: Path) -> list[dict[str, str]]:
-    require_file(path, "MIMIC-CXR csv")
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            return list(csv.DictReader(io.StringIO(handle.read())))
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read gzip csv ({exc})") from None
-
-
-def _label(value: str) -> float | None:
-    if value in ("", None):
-        return None
-    number = float(value)
-    if number not in (1.0, 0.0, -1.0):
-        raise ValueError(value)
-    return number
+WHAT = "MIMIC-CXR csv"
 
 
 def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1,
                reports_root: Path | None = None) -> object:
     reports_root = reports_root or source
-    splits = {r["dicom_id"]: r["split"] for r in _read_csv_gz(source / "mimic-cxr-2.0.0-split.csv.gz")}
-    metadata = _read_csv_gz(source / "mimic-cxr-2.0.0-metadata.csv.gz")
-    labels = {(r["subject_id"], r["study_id"]): r for r in _read_csv_gz(source / "mimic-cxr-2.0.0-chexpert.csv.gz")}
-    for needed in ("dicom_id", "subject_id", "study_id", "ViewPosition"):
-        if metadata and needed not in metadata[0]:
-            raise DataError(f"{source / 'mimic-cxr-2.0.0-metadata.csv.gz'}: column {needed!r} missing")
+    splits = {r["dicom_id"]: r["split"] for r in read_csv(source / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "split"], WHAT)}
+    metadata = read_csv(source / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "subject_id", "study_id", "ViewPosition"], WHAT)
+    labels = {(r["subject_id"], r["study_id"]): r
+              for r in read_csv(source / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id"], WHAT)}
     drops = DropReport()
     chosen: dict[tuple[str, str], dict[str, str]] = {}
     for row in metadata:
@@ -82,7 +61,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sente
             continue
         lab = labels.get((subject, study), {})
         try:
-            study_labels = {name: _label(lab.get(name, "")) for name in CHEXPERT_LABELS}
+            study_labels = {name: chexpert_label(lab.get(name, "")) for name in CHEXPERT_LABELS}
         except ValueError:
             raise DataError(f"{source / 'mimic-cxr-2.0.0-chexpert.csv.gz'}: study {study}: labels must be blank, 1.0, 0.0 or -1.0") from None
         candidates[row["dicom_id"]] = {

@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 from cmcgns.data.preprocess.base import require_file
 from cmcgns.errors import DataError
 
 
-def read_csv(path: Path, required: list[str]) -> list[dict[str, str]]:
-    require_file(path, "index file")
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in fields]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}")
-        return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+def read_csv(path: Path, required: list[str], what: str = "index file") -> list[dict[str, str]]:
+    """Rows of a csv (or csv.gz) as dicts with stripped names and values; the required columns
+    must be present."""
+    require_file(path, what)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in fields]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}")
+            return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read csv ({exc})") from None
+
+
+def chexpert_label(raw: str) -> float | None:
+    """A CheXpert-labeler cell (CheXpert, MIMIC-CXR): blank -> None (not mentioned), otherwise
+    1.0, 0.0 or -1.0 (uncertain); anything else raises ValueError."""
+    if raw == "":
+        return None
+    value = float(raw)
+    if value not in (1.0, 0.0, -1.0):
+        raise ValueError(raw)
+    return value

@@ -17,18 +17,21 @@ def register_negative_samplers(register):
     from cmcgns.samplers import cm_cgns, in_batch
 
     register("cm-cgns", cm_cgns.build, options=cm_cgns.CMCGNSOptions,
-             description="cross-modal k-means clusters: false-negative masking + nearest-cluster hard negatives")
-    register("in-batch", in_batch.build, options=in_batch.InBatchOptions, description="plain symmetric InfoNCE")
-    register("cluster-ns", cm_cgns.build_text_only, options=cm_cgns.ClusterNSOptions,
-             description="text-only clustering-guided negative sampling (single-modal baseline)")
+             description="cross-modal clustering-guided negatives: persistent centroids of the cross-modal candidates, "
+                         "2nd-nearest centroid as hard negative, BML on same-cluster pairs (paper)")
+    register("in-batch", in_batch.build, options=in_batch.InBatchOptions, description="plain InfoNCE over the gathered batch")
+    register("cluster-ns", cm_cgns.build, options=cm_cgns.ClusterNSOptions,
+             description="clustering-guided negatives on the single-modal anchors (single-modal baseline)")
 
 
 @hookimpl
 def register_reconstruction_heads(register):
-    from cmcgns.heads import cm_mir
+    from cmcgns.heads import cm_mir, mae_pixel
 
-    register("cm-mir", cm_mir.build, options=cm_mir.CMMIROptions, description="masked patches reconstructed from text-attended features")
-    register("none", cm_mir.build_none, description="no reconstruction")
+    register("cm-mir", cm_mir.build, options=cm_mir.CMMIROptions,
+             description="feature-level masking, fused with f^{R->I}, transformer + conv decoder to the image, 10 x L1 (paper)")
+    register("mae-pixel", mae_pixel.build, options=mae_pixel.MAEPixelOptions,
+             description="pixel masking + second encoder pass, per-patch MLP decoder on masked patches (ablation)")
 
 
 @hookimpl

@@ -15,3 +15,7 @@ class PluginError(CmcgnsError):
 
 class DataError(CmcgnsError):
     pass
+
+
+class TrainingError(CmcgnsError):
+    pass

@@ -99,8 +99,12 @@ class DeterministicBatches(torch.utils.data.Sampler):
     """Batches of one rank as a pure function of (seed, micro-step): resuming at micro-step m
     replays exactly what an uninterrupted run would have seen."""
 
+    @staticmethod
+    def batches_per_epoch(size: int, batch_size: int, world: int) -> int:
+        return size // (batch_size * world)
+
     def __init__(self, size: int, batch_size: int, seed: int, rank: int, world: int, start: int, total: int) -> None:
-        self.per_epoch = size // (batch_size * world)
+        self.per_epoch = self.batches_per_epoch(size, batch_size, world)
         if self.per_epoch < 1:
             raise DataError(f"{size} training pairs cannot fill one global batch of {batch_size * world}")
         self.size, self.batch, self.seed, self.rank, self.world = size, batch_size, seed, rank, world

@@ -1,9 +1,34 @@
-"""Reconstruction head interface and patch utilities."""
+"""Reconstruction head interface and masking utilities.
+
+A head is built by ``factory(options, *, embed_dim, image_dim, patch_size, grid, image_size,
+in_chans)`` and called in reconstruction stages with ``ReconstructionInputs``; it returns a scalar
+loss. A head owns its masking (feature-level for ``cm-mir``, pixel-level for ``mae-pixel``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import torch
 from torch import nn
+
+from cmcgns.models.features import Features
+
+
+@dataclasses.dataclass
+class ReconstructionInputs:
+    images: torch.Tensor  # [B, C, H, W] the encoder's input: the reconstruction target
+    features: Features  # the model's encoding of the unmasked batch
+    generator: torch.Generator  # CPU generator for the masks (a function of seed, step and rank)
+    encode_patches: Callable[[torch.Tensor], torch.Tensor]  # images -> raw local features [B, P, image_dim]
+
+
+class ReconstructionHead(nn.Module):
+    """``forward(inputs: ReconstructionInputs) -> loss``."""
+
+    def forward(self, inputs: ReconstructionInputs) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
@@ -13,30 +38,21 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch) * (w // patch), patch * patch * c)
 
 
-def random_patch_mask(batch: int, grid: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Boolean [B, grid*grid] with exactly round(ratio * N) masked patches per image."""
-    n = grid * grid
-    k = max(1, int(round(ratio * n)))
-    noise = torch.rand(batch, n, generator=generator).to(device)
+def random_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Boolean [B, patches] with exactly round(ratio * patches) (at least 1) masked entries per row."""
+    k = max(1, int(round(ratio * patches)))
+    noise = torch.rand(batch, patches, generator=generator).to(device)
     ranks = noise.argsort(dim=1).argsort(dim=1)
     return ranks < k
 
 
-def apply_patch_mask(images: torch.Tensor, mask: torch.Tensor, patch: int) -> torch.Tensor:
-    b, _, h, w = images.shape
-    grid = mask.view(b, 1, h // patch, w // patch).to(images.dtype)
-    pixel_mask = grid.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
-    return images * (1 - pixel_mask)
+def bernoulli_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The official spatial dropout's mask: each entry masked independently with probability `ratio`."""
+    return (torch.rand(batch, patches, generator=generator) < ratio).to(device)
 
 
-class ReconstructionHead(nn.Module):
-    """forward(masked_patches, text_tokens, text_mask, target_patches, patch_mask) -> loss."""
-
-    enabled = True
-
-
-class NoReconstruction(ReconstructionHead):
-    enabled = False
-
-    def forward(self, *args, **kwargs) -> torch.Tensor:  # pragma: no cover - never called
-        raise RuntimeError("the 'none' reconstruction head does not reconstruct")
+def grid_to_pixels(mask: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Patch mask [B, P] -> pixel mask [B, 1, H, W] (nearest)."""
+    b = mask.shape[0]
+    cells = mask.view(b, 1, *grid).to(torch.float32)
+    return torch.nn.functional.interpolate(cells, size=size, mode="nearest")

@@ -1,32 +1,38 @@
-"""Contrastive losses: global InfoNCE and cross-modal-attention local alignment (vectorised)."""
+"""Local losses that need no negative sampler: SimSiam and MGCA-style within-sample InfoNCE."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
-def info_nce(logits: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy over rows; targets default to the diagonal. Accepts soft targets [B, C]."""
-    if targets is None:
-        targets = torch.arange(logits.shape[0], device=logits.device)
-    if targets.dim() == 2:
-        return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
-    return F.cross_entropy(logits, targets)
+class SimSiamPredictor(nn.Module):
+    """h: the 2-layer predictor of SimSiam (official 768 -> 384 -> ReLU -> 768)."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        return self.net(x.reshape(-1, shape[-1])).reshape(shape)
 
 
-def cross_attend(queries: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor | None, temperature: float) -> torch.Tensor:
-    """Within-sample attention: queries [B, Q, E] attend over keys [B, K, E] -> [B, Q, E]."""
-    scores = torch.einsum("bqe,bke->bqk", queries, keys) / temperature
-    if key_mask is not None:
-        scores = scores.masked_fill(~key_mask.unsqueeze(1), torch.finfo(scores.dtype).min)
-    return torch.einsum("bqk,bke->bqe", scores.softmax(-1), keys)
+def simsiam_loss(x: torch.Tensor, y: torch.Tensor, predictor: nn.Module, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """-1/2 [cos(h(x), sg(y)) + cos(h(y), sg(x))], averaged over valid rows. x, y [..., E]; no
+    negatives. Bounded below by -1 (reached when the predictor maps each view onto the other)."""
+    loss = -0.5 * (F.cosine_similarity(predictor(x), y.detach(), dim=-1) + F.cosine_similarity(predictor(y), x.detach(), dim=-1))
+    if mask is None:
+        return loss.mean()
+    weight = mask.to(loss.dtype)
+    return (loss * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def local_alignment_loss(queries: torch.Tensor, attended: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
-    """MGCA-style local contrast: within each sample, query i must match its own attended
-    feature against the attended features of the sample's other queries. Rows/columns of
-    masked queries are excluded. queries/attended [B, Q, E] (normalised), mask [B, Q]."""
+def within_sample_info_nce(queries: torch.Tensor, attended: torch.Tensor, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MGCA-style local contrast: within each sample, query i must match its own attended feature
+    against the attended features of the sample's other queries (both directions). Masked queries
+    take no part. queries/attended [B, Q, E] (normalised), mask [B, Q]."""
     logits = torch.einsum("bie,bje->bij", queries, attended) / temperature
     pair_mask = mask.unsqueeze(1) & mask.unsqueeze(2)
     logits = logits.masked_fill(~pair_mask, torch.finfo(logits.dtype).min)

@@ -1,90 +1,78 @@
-"""The CM-CGNS model: encoders, projections, global/local alignment, sampler and CM-MIR head."""
+"""The CM-CGNS model: it encodes, nothing else (losses live in `cmcgns.objectives`).
+
+image -> timm backbone -> local features f^I (patch tokens or CNN grid, projected to E) and a
+global feature f̄^I (CLS for ViTs, attention pooling for CNNs, configurable);
+report -> transformers encoder -> tokens projected to E and L2-normalised, averaged per sentence
+(f^R), attention-pooled over sentences to f̄^R;
+one cross-modal attention block -> f^{R->I} and f^{I->R}.
+"""
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcgns.config.schema import LossWeights, ModelConfig
-from cmcgns.heads.base import ReconstructionHead, apply_patch_mask, patchify, random_patch_mask
-from cmcgns.losses.contrastive import cross_attend, local_alignment_loss
+from cmcgns.config.schema import ModelConfig
+from cmcgns.errors import ConfigError
+from cmcgns.models.cross_attention import CrossModalAttention
+from cmcgns.models.features import Features
 from cmcgns.models.image_encoder import ImageEncoder
-from cmcgns.models.text_encoder import TextEncoder
-from cmcgns.samplers.base import NegativeSampler, SamplerInputs
-from cmcgns.training import distributed as ddp
-
-
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    m = mask.unsqueeze(-1).to(x.dtype)
-    return (x * m).sum(1) / m.sum(1).clamp_min(1.0)
+from cmcgns.models.pooling import AttentionPool
+from cmcgns.models.text_encoder import TextEncoder, sentence_mean
 
 
 class CMCGNSModel(nn.Module):
-    def __init__(self, config: ModelConfig, image_size: int, max_sentences: int, weights: LossWeights,
-                 sampler: NegativeSampler, build_head: Callable[..., ReconstructionHead]) -> None:
+    def __init__(self, config: ModelConfig, image_size: int, max_sentences: int) -> None:
         super().__init__()
         self.config = config
-        self.weights = weights
         self.max_sentences = max_sentences
         self.image_encoder = ImageEncoder(config.image.name, image_size, config.image.pretrained_path)
-        self.text_encoder = TextEncoder(config.text.path, config.text.pooling, config.text.freeze_layers)
-        e = config.embed_dim
-        self.image_global = nn.Linear(self.image_encoder.dim, e)
-        self.image_local = nn.Linear(self.image_encoder.dim, e)
-        self.text_global = nn.Linear(self.text_encoder.dim, e)
-        self.text_local = nn.Linear(self.text_encoder.dim, e)
-        self.sampler = sampler
-        self.head = build_head(image_dim=self.image_encoder.dim, text_dim=self.text_encoder.dim,
-                               patch_size=self.image_encoder.patch_size, in_chans=self.image_encoder.in_chans)
+        self.text_encoder = TextEncoder(config.text.path, "cls" if config.text.pooling == "cls" else "mean", config.text.freeze_layers)
+        e, d_img, d_txt = config.embed_dim, self.image_encoder.dim, self.text_encoder.dim
+        pooling = config.image.pooling
+        self.image_pooling = ("cls" if self.image_encoder.is_vit else "attention") if pooling == "auto" else pooling
+        if self.image_pooling == "cls" and not self.image_encoder.num_prefix_tokens:
+            raise ConfigError(f"model.image.pooling: {config.image.name} has no CLS token; use attention or mean")
+        self.image_pool = (AttentionPool(d_img, config.pool_heads, out_dim=e, num_positions=self.image_encoder.grid ** 2)
+                           if self.image_pooling == "attention" else None)
+        self.image_global = nn.Linear(d_img, e) if self.image_pool is None else nn.Identity()
+        self.image_local = nn.Linear(d_img, e)
+        self.text_local = nn.Linear(d_txt, e)
+        self.sentence_pool = AttentionPool(e, config.pool_heads) if config.text.pooling == "attention" else None
+        self.text_global = nn.Linear(d_txt, e) if self.sentence_pool is None else nn.Identity()
+        self.cross_attention = CrossModalAttention(e, config.cross_attention)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return (self.image_encoder.grid, self.image_encoder.grid)
+
+    def _image(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cls, patches = self.image_encoder(images)
+        if self.image_pooling == "attention":
+            pooled = self.image_pool(patches)
+        else:
+            pooled = self.image_global(cls if self.image_pooling == "cls" else patches.mean(1))
+        return F.normalize(pooled, dim=-1), self.image_local(patches)
+
+    def _report(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        text = self.text_encoder(batch["input_ids"], batch["attention_mask"])
+        tokens = F.normalize(self.text_local(text["tokens"]), dim=-1)
+        sentences, sentence_mask = sentence_mean(tokens, batch["sentence_ids"], self.max_sentences)
+        if self.sentence_pool is not None:
+            pooled = self.sentence_pool(sentences, sentence_mask)
+        else:
+            pooled = self.text_global(text["global"])
+        return F.normalize(pooled, dim=-1), sentences, sentence_mask
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> Features:
+        image_global, patches = self._image(batch["images"])
+        report_global, sentences, sentence_mask = self._report(batch)
+        report_to_image, image_to_report = self.cross_attention(patches, sentences, sentence_mask)
+        return Features(image_global, report_global, patches, sentences, sentence_mask, report_to_image, image_to_report, self.grid)
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        pooled, _ = self.image_encoder(images)
-        return F.normalize(self.image_global(pooled), dim=-1)
+        return self._image(images)[0]
 
     def embed_reports(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        text = self.text_encoder(batch["input_ids"], batch["attention_mask"], batch["sentence_ids"], self.max_sentences)
-        return F.normalize(self.text_global(text["global"]), dim=-1)
-
-    def forward(self, batch: dict[str, torch.Tensor], step: int, reconstruction: bool,
-                mask_generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        cfg, w = self.config, self.weights
-        images = batch["images"]
-        pooled, patches = self.image_encoder(images)
-        text = self.text_encoder(batch["input_ids"], batch["attention_mask"], batch["sentence_ids"], self.max_sentences)
-        v = F.normalize(self.image_global(pooled), dim=-1)
-        t = F.normalize(self.text_global(text["global"]), dim=-1)
-        pv = F.normalize(self.image_local(patches), dim=-1)
-        tw = F.normalize(self.text_local(text["tokens"]), dim=-1)
-        ts = F.normalize(self.text_local(text["sentences"]), dim=-1)
-        token_mask, sentence_mask = text["token_mask"], text["sentence_mask"]
-        patch_mask = torch.ones(pv.shape[:2], dtype=torch.bool, device=pv.device)
-        tau = cfg.local_temperature
-        # token/sentence <-> patch cross-modal attention alignment
-        t2i = F.normalize(cross_attend(tw, pv, None, tau), dim=-1)
-        i2t = F.normalize(cross_attend(pv, tw, token_mask, tau), dim=-1)
-        s2i = F.normalize(cross_attend(ts, pv, None, tau), dim=-1)
-        loss_token = 0.5 * (local_alignment_loss(tw, t2i, token_mask, tau) + local_alignment_loss(pv, i2t, patch_mask, tau))
-        loss_sentence = local_alignment_loss(ts, s2i, sentence_mask, tau)
-        cross_local = F.normalize(F.normalize(_masked_mean(t2i, token_mask), dim=-1) + F.normalize(i2t.mean(1), dim=-1), dim=-1)
-        # global contrast with the sampler's negatives over the rank-gathered batch
-        b = v.shape[0]
-        local = slice(ddp.rank() * b, (ddp.rank() + 1) * b)
-        out = self.sampler(SamplerInputs(ddp.gather_with_grad(v), ddp.gather_with_grad(t), ddp.gather_with_grad(cross_local),
-                                         local, cfg.temperature, step))
-        total = w.global_ * out.loss + w.token * loss_token + w.sentence * loss_sentence
-        parts = {"global": float(out.loss.detach()), "token": float(loss_token.detach()), "sentence": float(loss_sentence.detach())}
-        parts.update({f"sampler/{k}": v for k, v in out.stats.items()})
-        if reconstruction and self.head.enabled:
-            enc = self.image_encoder
-            gen = mask_generator or torch.Generator().manual_seed(step)
-            mask = random_patch_mask(b, enc.grid, self.head.mask_ratio, gen, images.device)
-            _, masked_patches = enc(apply_patch_mask(images, mask, enc.patch_size))
-            loss_rec = self.head(masked_patches, text["tokens"], batch["attention_mask"] > 0,
-                                 patchify(images, enc.patch_size), mask)
-            total = total + w.reconstruction * loss_rec
-            parts["reconstruction"] = float(loss_rec.detach())
-        parts["loss"] = float(total.detach())
-        return total, parts
+        return self._report(batch)[0]

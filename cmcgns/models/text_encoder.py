@@ -23,8 +23,11 @@ def resolve_text_path(path: str | Path | None) -> Path:
     if path in (None, "", "default"):
         return default_text_model_path()
     resolved = Path(path).expanduser()
+    if not resolved.is_dir():
+        raise ConfigError(f"model.text.path: {resolved} does not exist; give a local transformers folder "
+                          f"(e.g. --set model.text.path=/models/Bio_ClinicalBERT); hub names need a network")
     if not (resolved / "config.json").is_file():
-        raise ConfigError(f"{resolved}: not a transformers model folder (config.json missing); hub names need a network")
+        raise ConfigError(f"model.text.path: {resolved} is not a transformers model folder (config.json missing)")
     return resolved
 
 
@@ -71,20 +74,23 @@ class TextEncoder(nn.Module):
                 for p in layer.parameters():
                     p.requires_grad_(False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, sentence_ids: torch.Tensor,
-                max_sentences: int) -> dict[str, torch.Tensor]:
-        """sentence_ids [B, T]: sentence index per token, -1 for special/padding tokens."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """-> {"global": pooled hidden state [B, H] (mean or CLS), "tokens": hidden states [B, T, H]}."""
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0) if self.pooling == "mean" else hidden[:, 0]
-        # sentence features: scatter-mean of token features per (sample, sentence)
-        b, t, d = hidden.shape
-        valid = sentence_ids >= 0
-        slot = torch.where(valid, sentence_ids, torch.full_like(sentence_ids, max_sentences))
-        flat_index = (torch.arange(b, device=hidden.device).unsqueeze(1) * (max_sentences + 1) + slot).reshape(-1)
-        sums = hidden.new_zeros(b * (max_sentences + 1), d).index_add_(0, flat_index, hidden.reshape(-1, d))
-        counts = hidden.new_zeros(b * (max_sentences + 1)).index_add_(0, flat_index, torch.ones_like(flat_index, dtype=hidden.dtype))
-        sentences = (sums / counts.clamp_min(1.0).unsqueeze(1)).view(b, max_sentences + 1, d)[:, :max_sentences]
-        sentence_mask = counts.view(b, max_sentences + 1)[:, :max_sentences] > 0
-        token_mask = valid  # words only, no [CLS]/[SEP]/padding
-        return {"global": pooled, "tokens": hidden, "token_mask": token_mask, "sentences": sentences, "sentence_mask": sentence_mask}
+        return {"global": pooled, "tokens": hidden}
+
+
+def sentence_mean(tokens: torch.Tensor, sentence_ids: torch.Tensor, max_sentences: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average token features per (sample, sentence): tokens [B, T, D], sentence_ids [B, T] (the
+    sentence index of each token, -1 for special/padding tokens) -> sentences [B, M, D] and the
+    mask of sentences that have at least one token [B, M]. One scatter-add, no Python loop."""
+    b, _, d = tokens.shape
+    valid = sentence_ids >= 0
+    slot = torch.where(valid, sentence_ids, torch.full_like(sentence_ids, max_sentences))
+    flat_index = (torch.arange(b, device=tokens.device).unsqueeze(1) * (max_sentences + 1) + slot).reshape(-1)
+    sums = tokens.new_zeros(b * (max_sentences + 1), d).index_add_(0, flat_index, tokens.reshape(-1, d))
+    counts = tokens.new_zeros(b * (max_sentences + 1)).index_add_(0, flat_index, torch.ones_like(flat_index, dtype=tokens.dtype))
+    sentences = (sums / counts.clamp_min(1.0).unsqueeze(1)).view(b, max_sentences + 1, d)[:, :max_sentences]
+    return sentences, counts.view(b, max_sentences + 1)[:, :max_sentences] > 0

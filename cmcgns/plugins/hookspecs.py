@@ -21,7 +21,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_negative_samplers(register):
     """Register negative samplers.
 
-    factory(options, *, embed_dim) -> cmcgns.samplers.base.NegativeSampler
+    factory(options, *, embed_dim) -> cmcgns.samplers.base.NegativeSampler, whose
+    forward(problem: ContrastiveProblem) -> SamplerOutput(loss, stats) (see cmcgns.samplers.base).
     """
 
 
@@ -29,7 +30,9 @@ def register_negative_samplers(register):
 def register_reconstruction_heads(register):
     """Register masked-image reconstruction heads.
 
-    factory(options, *, image_dim, text_dim, patch_size, in_chans) -> cmcgns.heads.base.ReconstructionHead
+    factory(options, *, embed_dim, image_dim, patch_size, grid, image_size, in_chans)
+        -> cmcgns.heads.base.ReconstructionHead, whose forward(inputs: ReconstructionInputs) -> loss.
+    ``head: {name: none}`` in a config means no head (no reconstruction stage allowed).
     """
 
 

@@ -1,15 +1,32 @@
-"""Cross-modal clustering-guided negative sampling (CM-CGNS).
+"""Cross-modal clustering-guided negative sampling (CM-CGNS), and its single-modal baseline.
 
-Each step the sampler
-1. clusters the cross-modal local features (text tokens attended onto image patches and
-   image patches attended onto text, fused per pair) with spherical k-means whose centroids
-   are sampler state (k-means++ seeded, momentum or full recompute updates, all-reduced);
-2. treats other pairs of the anchor's own cluster as likely false negatives: masked out of
-   the InfoNCE denominator (``mask``) or given soft positive weight (``soft``);
-3. adds, per anchor, the hardest pair from the nearest *other* cluster as an extra,
-   up-weighted logit column (hard negative).
+Paper (abstract, cluster figure) and official code (``Kmeans_Cluster.py``, ``text_local_loss_fn``);
+see ``shared/spec/method.md`` section 2.6. For a contrastive problem (at the paper's level: sentence
+features f^R as anchors, cross-modal sentence features f^{I->R} as candidates, the whole gathered
+batch of sentences):
 
-With ``cluster_on: text`` it is the single-modal clustering-guided baseline (``cluster-ns``).
+1. **Memory.** K centroids are persistent state across steps (a dataset-level memory, not a
+   per-batch clustering). They are initialised lazily, once the mean anchor-candidate cosine has
+   fallen to ``init_threshold`` (official 0.4), by the official greedy chain over rows pooled from
+   one or more steps (so K may exceed one batch); afterwards every training step moves each
+   centroid with members towards the mean of its assigned rows at ``ema_rate`` (official 0.001).
+   Clustering acts on the candidates (``cm-cgns``: the cross-modal features) or on the anchors
+   (``cluster-ns``: the single-modal baseline). Rows are gathered over ranks and the update's sums
+   are all-reduced, so centroids are identical on every rank; they are buffers, saved in
+   checkpoints and resumed bit-identically. Before initialisation the loss is plain InfoNCE.
+2. **Hard negatives.** Each anchor is assigned to its most similar centroid; the centroid with the
+   2nd-highest cosine (its own cluster's centre skipped) is appended as one extra candidate column,
+   with logit ``hard_negative_weight * cos / T`` (official ``logit`` weighting, weight 3) or
+   ``cos / T + log(weight)`` (``count``: the column counts ``weight`` times). Unlike the official
+   code, other anchors' hard negatives do not leak into a row as constant e^0 terms.
+3. **False negatives** are candidates that fall in the anchor's cluster.
+   ``bml`` (official): they stay in the denominator and a bidirectional margin term
+   mean[ReLU(S_ab - S_aa + alpha) + ReLU(S_aa - S_ab - beta)] over *those pairs only* is added with
+   ``bml_weight`` (the official code averages over all N^2 entries, adding a constant);
+   ``mask``: removed from the denominator, except in rows where that would remove every negative;
+   ``soft``: given ``soft_weight`` of positive target mass; ``none``: ignored.
+Statistics (tensors): initialized, clusters_in_use, cluster_entropy, false_negative_rate,
+hard_negative_margin (mean cos(anchor, positive) - cos(anchor, hard negative)).
 """
 
 from __future__ import annotations
@@ -21,137 +38,179 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from cmcgns.errors import ConfigError
-from cmcgns.losses.contrastive import info_nce
+from cmcgns import distributed as ddp
 from cmcgns.samplers import kmeans
-from cmcgns.samplers.base import NegativeSampler, SamplerInputs, SamplerOutput
-from cmcgns.training import distributed as ddp
+from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
+from cmcgns.samplers.in_batch import info_nce
 
 
 class CMCGNSOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
-    num_clusters: int = pydantic.Field(8, ge=2)
-    kmeans_iterations: int = pydantic.Field(5, ge=1)
-    backend: Literal["auto", "torch", "faiss"] = "auto"
-    cluster_on: Literal["cross-modal", "text"] = "cross-modal"
-    warmup_steps: int = pydantic.Field(0, ge=0, description="steps of plain InfoNCE before clusters are used")
-    false_negatives: Literal["mask", "soft", "none"] = "mask"
-    false_negative_threshold: float = pydantic.Field(-1.0, ge=-1.0, le=1.0, description="min cosine of same-cluster pairs")
-    soft_weight: float = pydantic.Field(0.5, ge=0.0, le=1.0)
+    num_clusters: int = pydantic.Field(128, ge=2, description="K centroids (official 128)")
+    cluster_on: Literal["candidates", "anchors"] = pydantic.Field(
+        "candidates", description="candidates = the cross-modal features (cm-cgns); anchors = single-modal (cluster-ns)")
+    init_threshold: float = pydantic.Field(0.4, ge=-1.0, le=1.0, description="initialise once mean anchor-candidate cosine <= this")
+    init_pool: int | None = pydantic.Field(None, ge=2, description="rows pooled for initialisation; unset = num_clusters")
+    ema_rate: float = pydantic.Field(0.001, gt=0.0, le=1.0, description="centroid moving-average rate (official 0.001)")
     hard_negatives: bool = True
-    hard_negative_weight: float = pydantic.Field(2.0, gt=0.0)
-    update: Literal["momentum", "recompute"] = "momentum"
-    momentum: float = pydantic.Field(0.9, ge=0.0, lt=1.0)
+    hard_negative_weight: float = pydantic.Field(3.0, gt=0.0)
+    hard_negative_weighting: Literal["logit", "count"] = "logit"
+    false_negatives: Literal["bml", "mask", "soft", "none"] = "bml"
+    bml_alpha: float = pydantic.Field(0.2, ge=0.0)
+    bml_beta: float = pydantic.Field(0.5, ge=0.0)
+    bml_weight: float = pydantic.Field(1e-4, ge=0.0)
+    soft_weight: float = pydantic.Field(0.5, ge=0.0, le=1.0)
     seed: int = 0
+
+    @pydantic.model_validator(mode="after")
+    def _pool(self) -> "CMCGNSOptions":
+        if self.init_pool is not None and self.init_pool < self.num_clusters:
+            raise ValueError(f"init_pool ({self.init_pool}) must be at least num_clusters ({self.num_clusters})")
+        return self
+
+
+class ClusterNSOptions(CMCGNSOptions):
+    cluster_on: Literal["candidates", "anchors"] = "anchors"
+
+
+def second_nearest_centroid(anchors: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each anchor [n, E] the index of the centroid with the 2nd-highest cosine (its own
+    cluster's centre, the highest, is skipped) and that cosine."""
+    to_centroids = anchors @ centroids.t()
+    second = to_centroids.topk(2, dim=1).indices[:, 1]
+    return second, to_centroids.gather(1, second.unsqueeze(1)).squeeze(1)
 
 
 class CMCGNSSampler(NegativeSampler):
-    name = "cm-cgns"
-
     def __init__(self, options: CMCGNSOptions, embed_dim: int) -> None:
         super().__init__()
         self.options = options
-        self.register_buffer("centroids", torch.zeros(options.num_clusters, embed_dim))
+        k = options.num_clusters
+        pool = options.init_pool or k
+        self.register_buffer("centroids", torch.zeros(k, embed_dim))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("pool", torch.zeros(pool, embed_dim))
+        self.register_buffer("pool_count", torch.zeros((), dtype=torch.long))
+        self._ready: bool | None = None  # host mirror of `initialized`; read from the buffer once
 
-    # -- clustering ---------------------------------------------------------------------
-    def _backend(self) -> str:
-        if self.options.backend == "faiss" and ddp.is_distributed():
-            return "torch"  # faiss has no cross-rank reduction; torch k-means all-reduces
-        if self.options.backend == "auto":
-            return "faiss" if kmeans.faiss_available() and not ddp.is_distributed() else "torch"
-        return self.options.backend
+    def _load_from_state_dict(self, *args, **kwargs):  # a loaded state may change `initialized`
+        self._ready = None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    @property
+    def ready(self) -> bool:
+        if self._ready is None:
+            self._ready = bool(self.initialized)
+        return self._ready
+
+    # -- memory ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def _maybe_initialize(self, problem: ContrastiveProblem, clustered: torch.Tensor) -> None:
+        """Pool rows while mean cos(anchor, candidate) <= init_threshold; initialise when full.
+        The gathered rows are identical on every rank; rank 0's decision and result are broadcast."""
+        mean_cos = (problem.anchors.detach().float() @ problem.candidates.detach().float().t()).mean()
+        go = ddp.broadcast((mean_cos <= self.options.init_threshold).to(torch.long).reshape(1))
+        if not bool(go):
+            return
+        count, capacity = int(self.pool_count), self.pool.shape[0]
+        take = min(capacity - count, clustered.shape[0])
+        self.pool[count : count + take] = clustered[:take]
+        self.pool_count += take
+        if count + take < self.options.num_clusters:
+            return
+        gen = torch.Generator().manual_seed(self.options.seed)
+        rows = self.pool[: count + take].cpu()
+        self.centroids.copy_(ddp.broadcast(kmeans.chain_init(rows, self.options.num_clusters, gen).to(self.centroids)))
+        self.initialized.fill_(True)
+        self.pool.zero_()
+        self._ready = True
 
     @torch.no_grad()
-    def update_centroids(self, features_all: torch.Tensor, local: slice) -> None:
-        k = self.options.num_clusters
-        if not bool(self.initialized):
-            if features_all.shape[0] < k:
-                raise ConfigError(f"cm-cgns: num_clusters={k} exceeds the global batch size {features_all.shape[0]}")
-            gen = torch.Generator().manual_seed(self.options.seed)
-            self.centroids.copy_(kmeans.init_centroids(features_all.detach().cpu(), k, gen).to(self.centroids))
-            self.initialized.fill_(True)
-        if self._backend() == "faiss":
-            new = kmeans.kmeans_faiss(features_all, self.centroids, self.options.kmeans_iterations, self.options.seed + int(self.updates))
-        else:
-            new = kmeans.kmeans_torch(features_all[local], self.centroids, self.options.kmeans_iterations)
-        if self.options.update == "momentum" and int(self.updates) > 0:
-            new = F.normalize(self.options.momentum * self.centroids + (1 - self.options.momentum) * new.to(self.centroids), dim=1)
-        self.centroids.copy_(new.to(self.centroids))
+    def _update(self, clustered_local: torch.Tensor, labels_local: torch.Tensor) -> None:
+        sums, counts = kmeans.cluster_sums(clustered_local, labels_local, self.options.num_clusters)
+        ddp.all_reduce_sum(sums)
+        ddp.all_reduce_sum(counts)
+        self.centroids.copy_(kmeans.ema_update(self.centroids, sums, counts, self.options.ema_rate))
         self.updates += 1
 
     # -- loss -----------------------------------------------------------------------------
-    def _directional_loss(self, anchors: torch.Tensor, others: torch.Tensor, inputs: SamplerInputs,
-                          false_neg: torch.Tensor, hard_candidates: torch.Tensor | None) -> tuple[torch.Tensor, float]:
-        logits = anchors @ others.t() / inputs.temperature
-        rows = torch.arange(anchors.shape[0], device=anchors.device)
-        positives = rows + inputs.local_slice.start
-        neg_min = torch.finfo(logits.dtype).min
-        hard_rate = 0.0
-        extra = None
-        if hard_candidates is not None:
-            hardest = logits.masked_fill(~hard_candidates, neg_min).max(dim=1).values
-            has = hard_candidates.any(dim=1)
-            extra = torch.where(has, hardest + math.log(self.options.hard_negative_weight), torch.full_like(hardest, neg_min))
-            hard_rate = float(has.float().mean())
-        mode = self.options.false_negatives
-        if mode == "mask":
-            logits = logits.masked_fill(false_neg, neg_min)
-        if extra is not None:
-            logits = torch.cat([logits, extra.unsqueeze(1)], dim=1)
-        if mode == "soft":
-            targets = torch.zeros_like(logits)
-            targets[rows, positives] = 1.0
-            targets[:, : others.shape[0]] += self.options.soft_weight * false_neg.to(logits.dtype)
-            return info_nce(logits, targets / targets.sum(1, keepdim=True)), hard_rate
-        return info_nce(logits, positives), hard_rate
-
-    def forward(self, inputs: SamplerInputs) -> SamplerOutput:
+    def _directional(self, anchors: torch.Tensor, candidates: torch.Tensor, anchor_labels: torch.Tensor,
+                     candidate_labels: torch.Tensor, centroids: torch.Tensor, problem: ContrastiveProblem
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         opts = self.options
-        features = (inputs.cross_local if opts.cluster_on == "cross-modal" else inputs.text).detach().float()
-        features = F.normalize(features, dim=1)
-        self.update_centroids(features, inputs.local_slice)
-        local = inputs.local_slice
-        img_l, txt_l = inputs.image[local], inputs.text[local]
-        if inputs.step < opts.warmup_steps:
-            empty = torch.zeros(img_l.shape[0], inputs.image.shape[0], dtype=torch.bool, device=img_l.device)
-            l1, _ = self._directional_loss(img_l, inputs.text, inputs, empty, None)
-            l2, _ = self._directional_loss(txt_l, inputs.image, inputs, empty, None)
-            return SamplerOutput(0.5 * (l1 + l2), {"warmup": 1.0})
-        centroids = self.centroids.to(features)
-        labels = kmeans.assign(features, centroids)
-        labels_l = labels[local]
-        own = torch.zeros(img_l.shape[0], features.shape[0], dtype=torch.bool, device=features.device)
-        own[torch.arange(img_l.shape[0]), torch.arange(local.start, local.stop)] = True
-        same = (labels_l.unsqueeze(1) == labels.unsqueeze(0)) & ~own
-        if opts.false_negative_threshold > -1.0:
-            same &= (features[local] @ features.t()) > opts.false_negative_threshold
-        false_neg = same if opts.false_negatives != "none" else torch.zeros_like(same)
-        hard = None
+        rows = problem.local_rows
+        a = anchors[rows]
+        positives = problem.positives
+        n_local = a.shape[0]
+        arange = torch.arange(n_local, device=a.device)
+        cos = a @ candidates.t()  # [n, N]
+        logits = cos / problem.temperature
+        positive_column = torch.zeros_like(cos, dtype=torch.bool)
+        positive_column[arange, positives] = True
+        same = (anchor_labels[rows].unsqueeze(1) == candidate_labels.unsqueeze(0)) & ~positive_column
+        stats = {"false_negative_rate": same.float().sum() / max(1, n_local * (candidates.shape[0] - 1))}
+        columns = [logits]
         if opts.hard_negatives:
-            c_sim = centroids @ centroids.t()
-            c_sim.fill_diagonal_(-float("inf"))
-            nearest = c_sim.argmax(dim=1)
-            hard = labels.unsqueeze(0) == nearest[labels_l].unsqueeze(1)
-        l1, hard_rate = self._directional_loss(img_l, inputs.text, inputs, false_neg, hard)
-        l2, _ = self._directional_loss(txt_l, inputs.image, inputs, false_neg, hard)
-        counts = torch.bincount(labels, minlength=opts.num_clusters).float()
-        p = counts / counts.sum()
-        entropy = float(-(p[p > 0] * p[p > 0].log()).sum() / math.log(opts.num_clusters))
-        stats = {"false_negative_rate": float(same.float().mean()), "hard_negative_rate": hard_rate, "cluster_entropy": entropy}
-        return SamplerOutput(0.5 * (l1 + l2), stats)
+            _, hard_cos = second_nearest_centroid(a, centroids)
+            if opts.hard_negative_weighting == "logit":
+                hard_logit = opts.hard_negative_weight * hard_cos / problem.temperature
+            else:
+                hard_logit = hard_cos / problem.temperature + math.log(opts.hard_negative_weight)
+            columns.append(hard_logit.unsqueeze(1))
+            stats["hard_negative_margin"] = (cos[arange, positives] - hard_cos).detach().mean()
+        mode = opts.false_negatives
+        if mode == "mask":
+            negatives_left = (~same & ~positive_column).sum(1, keepdim=True)
+            drop = same & (negatives_left > 0)  # never leave a row without in-batch negatives
+            columns[0] = logits.masked_fill(drop, torch.finfo(logits.dtype).min)
+        full = torch.cat(columns, dim=1)
+        if mode == "soft":
+            targets = torch.zeros_like(full)
+            targets[arange, positives] = 1.0
+            targets[:, : cos.shape[1]] += opts.soft_weight * same.to(full.dtype)
+            loss = -(targets / targets.sum(1, keepdim=True) * F.log_softmax(full, dim=1)).sum(1).mean()
+        else:
+            loss = F.cross_entropy(full, positives)
+        if mode == "bml" and opts.bml_weight > 0:
+            delta = cos - cos[arange, positives].unsqueeze(1)
+            margin = F.relu(delta + opts.bml_alpha) + F.relu(-delta - opts.bml_beta)
+            weight = same.to(margin.dtype)
+            bml = (margin * weight).sum() / weight.sum().clamp_min(1.0)
+            stats["bml"] = bml.detach()
+            loss = loss + opts.bml_weight * bml
+        return loss, stats
+
+    def forward(self, problem: ContrastiveProblem) -> SamplerOutput:
+        opts = self.options
+        anchors, candidates = problem.anchors.float(), problem.candidates.float()
+        problem = ContrastiveProblem(anchors, candidates, problem.groups, problem.local_rows, problem.temperature,
+                                     problem.step, problem.symmetric)
+        clustered = (candidates if opts.cluster_on == "candidates" else anchors).detach()
+        if not self.ready:
+            if self.training:
+                self._maybe_initialize(problem, clustered)
+            if not self.ready:
+                zero = anchors.new_zeros(())
+                return SamplerOutput(info_nce(problem), {"initialized": zero})
+        centroids = self.centroids.clone()  # snapshot: the update below must not touch the graph
+        clustered_labels = kmeans.assign(clustered, centroids)
+        other = (anchors if opts.cluster_on == "candidates" else candidates).detach()
+        other_labels = kmeans.assign(other, centroids)
+        anchor_labels, candidate_labels = ((other_labels, clustered_labels) if opts.cluster_on == "candidates"
+                                           else (clustered_labels, other_labels))
+        loss, stats = self._directional(anchors, candidates, anchor_labels, candidate_labels, centroids, problem)
+        if problem.symmetric:
+            back, _ = self._directional(candidates, anchors, candidate_labels, anchor_labels, centroids, problem)
+            loss = 0.5 * (loss + back)
+        counts = torch.bincount(clustered_labels, minlength=opts.num_clusters).float()
+        stats.update(initialized=anchors.new_ones(()), clusters_in_use=(counts > 0).sum().float(),
+                     cluster_entropy=kmeans.entropy(counts))
+        if self.training:
+            local = problem.local_rows
+            self._update(clustered[local], clustered_labels[local])
+        return SamplerOutput(loss, stats)
 
 
 def build(options: CMCGNSOptions, *, embed_dim: int) -> CMCGNSSampler:
     return CMCGNSSampler(options, embed_dim)
-
-
-class ClusterNSOptions(CMCGNSOptions):
-    cluster_on: Literal["cross-modal", "text"] = "text"
-
-
-def build_text_only(options: ClusterNSOptions, *, embed_dim: int) -> CMCGNSSampler:
-    sampler = CMCGNSSampler(CMCGNSOptions(**options.model_dump()), embed_dim)
-    sampler.name = "cluster-ns"
-    return sampler

@@ -1,28 +1,31 @@
-"""Plain in-batch negatives (CLIP/ConVIRT-style symmetric InfoNCE)."""
+"""Plain InfoNCE over every candidate of the gathered batch (CLIP/ConVIRT-style negatives)."""
 
 from __future__ import annotations
 
 import pydantic
 import torch
+import torch.nn.functional as F
 
-from cmcgns.losses.contrastive import info_nce
-from cmcgns.samplers.base import NegativeSampler, SamplerInputs, SamplerOutput
+from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
 
 
 class InBatchOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
 
-class InBatchSampler(NegativeSampler):
-    name = "in-batch"
+def info_nce(problem: ContrastiveProblem) -> torch.Tensor:
+    """Mean cross-entropy of the local anchors over all candidates (both directions when symmetric)."""
+    rows = problem.local_rows
+    loss = F.cross_entropy(problem.anchors[rows] @ problem.candidates.t() / problem.temperature, problem.positives)
+    if problem.symmetric:
+        back = F.cross_entropy(problem.candidates[rows] @ problem.anchors.t() / problem.temperature, problem.positives)
+        loss = 0.5 * (loss + back)
+    return loss
 
-    def forward(self, inputs: SamplerInputs) -> SamplerOutput:
-        img, txt = inputs.image[inputs.local_slice], inputs.text[inputs.local_slice]
-        targets = torch.arange(inputs.local_slice.start, inputs.local_slice.stop, device=img.device)
-        i2t = img @ inputs.text.t() / inputs.temperature
-        t2i = txt @ inputs.image.t() / inputs.temperature
-        loss = 0.5 * (info_nce(i2t, targets) + info_nce(t2i, targets))
-        return SamplerOutput(loss, {})
+
+class InBatchSampler(NegativeSampler):
+    def forward(self, problem: ContrastiveProblem) -> SamplerOutput:
+        return SamplerOutput(info_nce(problem))
 
 
 def build(options: InBatchOptions, *, embed_dim: int) -> InBatchSampler:

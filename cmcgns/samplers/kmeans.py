@@ -1,64 +1,51 @@
-"""Spherical k-means: vectorised torch (rank-synchronised through all-reduce) or faiss."""
+"""Spherical clustering helpers for the clustering-guided samplers (no host round trips)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from cmcgns.training import distributed as ddp
-
-
-def faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def assign(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
+    """Index of the most cosine-similar centroid of each row (rows and centroids unit length)."""
     return (x @ centroids.t()).argmax(dim=1)
 
 
-def cluster_stats(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cluster sums of the rows [K, E] and member counts [K]."""
     sums = x.new_zeros(k, x.shape[1]).index_add_(0, labels, x)
-    counts = torch.bincount(labels, minlength=k).to(x.dtype)
+    counts = x.new_zeros(k).index_add_(0, labels, torch.ones_like(labels, dtype=x.dtype))
     return sums, counts
 
 
-def kmeans_torch(x: torch.Tensor, centroids: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Lloyd iterations from `centroids`; sums/counts are all-reduced so every rank ends with
-    identical centroids while clustering only its own shard. Empty clusters keep their centroid."""
-    x = F.normalize(x.float(), dim=1)
-    c = centroids.float().clone()
-    for _ in range(iterations):
-        sums, counts = cluster_stats(x, assign(x, c), c.shape[0])
-        ddp.all_reduce_sum(sums)
-        ddp.all_reduce_sum(counts)
-        updated = F.normalize(sums / counts.clamp_min(1.0).unsqueeze(1), dim=1)
-        c = torch.where((counts > 0).unsqueeze(1), updated, c)
-    return c
+def ema_update(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, rate: float) -> torch.Tensor:
+    """c_k <- normalise((1 - rate) c_k + rate * mean of cluster k) for clusters with members;
+    empty clusters keep their centroid. (The official code adds the cluster *sum*, which makes the
+    effective rate grow with the cluster size; a mean keeps `rate` meaningful.)"""
+    means = sums / counts.clamp_min(1.0).unsqueeze(1)
+    moved = F.normalize((1 - rate) * centroids + rate * means, dim=1)
+    return torch.where((counts > 0).unsqueeze(1), moved, centroids)
 
 
-def kmeans_faiss(x: torch.Tensor, centroids: torch.Tensor, iterations: int, seed: int) -> torch.Tensor:
-    import faiss
-    import numpy as np
-
-    data = np.ascontiguousarray(F.normalize(x.float(), dim=1).detach().cpu().numpy())
-    k, d = centroids.shape
-    km = faiss.Kmeans(d, k, niter=iterations, spherical=True, seed=seed, verbose=False, min_points_per_centroid=1)
-    km.train(data, init_centroids=np.ascontiguousarray(centroids.float().cpu().numpy()))
-    return torch.from_numpy(km.centroids.copy()).to(centroids.device)
-
-
-def init_centroids(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    """k-means++ seeding on rank 0's view, broadcast to all ranks."""
-    x = F.normalize(x.float(), dim=1)
-    chosen = [int(torch.randint(x.shape[0], (1,), generator=generator))]
+def chain_init(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """The official greedy chain: a random row first, then repeatedly the not-yet-chosen row least
+    similar to the last chosen one. x [N >= k, E] (unit rows) -> centroids [k, E]."""
+    n = x.shape[0]
+    if n < k:
+        raise ValueError(f"chain_init needs at least {k} rows, got {n}")
+    chosen = torch.zeros(n, dtype=torch.bool, device=x.device)
+    order = [int(torch.randint(n, (1,), generator=generator))]
+    chosen[order[0]] = True
     for _ in range(1, k):
-        dist = (1 - (x @ x[chosen].t()).max(dim=1).values).clamp_min(0)
-        if float(dist.sum()) <= 0:
-            chosen.append(int(torch.randint(x.shape[0], (1,), generator=generator)))
-        else:
-            chosen.append(int(torch.multinomial(dist.cpu(), 1, generator=generator)))
-    return ddp.broadcast(x[chosen].clone().contiguous())
+        sims = (x @ x[order[-1]]).masked_fill(chosen, float("inf"))
+        nxt = int(sims.argmin())
+        chosen[nxt] = True
+        order.append(nxt)
+    return x[order].clone()
+
+
+def entropy(counts: torch.Tensor) -> torch.Tensor:
+    """Entropy of the cluster-size distribution normalised to [0, 1] by log K."""
+    p = counts / counts.sum().clamp_min(1.0)
+    h = -(p * p.clamp_min(1e-12).log()).sum()
+    return h / torch.log(torch.tensor(float(counts.numel()), device=counts.device))

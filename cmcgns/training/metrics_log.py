@@ -1,32 +1,47 @@
-"""Per-step metrics to CSV (always) and TensorBoard (optional), rank 0 only."""
+"""Per-step metrics to CSV (always) and TensorBoard (optional), rank 0 only. The CSV takes
+whatever keys it is given: its header is the union of all keys seen (rewritten when a new key
+appears, e.g. sampler statistics that start after the clusters are initialised)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-
-FIELDS = ["step", "stage", "lr", "loss", "global", "token", "sentence", "reconstruction",
-          "sampler/false_negative_rate", "sampler/hard_negative_rate", "sampler/cluster_entropy", "seconds"]
+LEADING = ["step", "stage", "lr", "loss"]
 
 
 class MetricsLog:
     def __init__(self, run_dir: Path, tensorboard: bool) -> None:
         self.path = Path(run_dir) / "metrics.csv"
+        self.fields: list[str] = []
+        if self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                self.fields = next(csv.reader(handle), [])
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
+    def _rewrite(self, fields: list[str]) -> None:
+        rows = []
+        if self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        with self.path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        self.fields = fields
+
     def log(self, step: int, values: dict[str, float | str]) -> None:
         row = {"step": step, **values}
-        exists = self.path.is_file()
+        new = [k for k in row if k not in self.fields]
+        if new or not self.path.is_file():
+            ordered = [k for k in LEADING if k in row or k in self.fields]
+            self._rewrite(ordered + [k for k in self.fields + new if k not in ordered])
         with self.path.open("a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore", restval="")
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
+            csv.DictWriter(handle, fieldnames=self.fields, restval="").writerow(row)
         if self.writer is not None:
             for key, value in values.items():
                 if isinstance(value, (int, float)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import time
 from pathlib import Path
@@ -17,17 +18,18 @@ from cmcgns.config.loading import dump_config, save_resolved_config
 from cmcgns.config.schema import PretrainConfig
 from cmcgns.data.bootstrap import ensure_synthetic_mimic
 from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
-from cmcgns.errors import ConfigError, DataError
+from cmcgns.errors import ConfigError, DataError, TrainingError
 from cmcgns.io.atomic import write_json
-from cmcgns.models.cmcgns_model import CMCGNSModel
 from cmcgns.models.text_encoder import load_tokenizer
+from cmcgns.objectives.cmcgns import total_loss
 from cmcgns.plugins.manager import get_registry
 from cmcgns.training import checkpoint as ckpt
-from cmcgns.training import distributed as ddp
+from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
-from cmcgns.training.schedule import warmup_cosine
+from cmcgns.training.schedule import StagePlan, warmup_cosine
+from cmcgns.training.task import PretrainTask, build_task
 
 
 def select_device(choice: str) -> torch.device:
@@ -46,19 +48,17 @@ def resolve_components(config: PretrainConfig) -> PretrainConfig:
     """Validate sampler/head options through their plugins; store the completed options."""
     registry = get_registry()
     sampler = registry.get("negative_sampler", config.sampler.name)
-    head = registry.get("reconstruction_head", config.head.name)
     config = config.model_copy(deep=True)
     config.sampler.options = sampler.validate_options(config.sampler.options).model_dump(mode="json")
-    config.head.options = head.validate_options(config.head.options).model_dump(mode="json")
+    if config.head.name != "none":
+        head = registry.get("reconstruction_head", config.head.name)
+        config.head.options = head.validate_options(config.head.options).model_dump(mode="json")
     return config
 
 
-def build_model(config: PretrainConfig) -> CMCGNSModel:
-    registry = get_registry()
-    sampler = registry.get("negative_sampler", config.sampler.name).build(config.sampler.options, embed_dim=config.model.embed_dim)
-    head_component = registry.get("reconstruction_head", config.head.name)
-    return CMCGNSModel(config.model, config.data.image_size, config.data.max_sentences, config.loss, sampler,
-                       lambda **dims: head_component.build(config.head.options, **dims))
+def build_model(config: PretrainConfig) -> PretrainTask:
+    """The trainable task (model + objective) of a config."""
+    return build_task(config)
 
 
 def build_collator(config: PretrainConfig) -> ReportCollator:
@@ -73,6 +73,21 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
         if p.requires_grad:
             (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(model, config.train.weight_decay)
+    if config.train.optimizer == "adam":  # official: Adam with L2 weight decay
+        return torch.optim.Adam(groups, lr=config.train.lr)
+    return torch.optim.AdamW(groups, lr=config.train.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: PretrainConfig, plan: StagePlan, segment: int):
+    start, end = plan.segments[segment]
+    length, warmup = end - start, min(plan.warmup, end - start)
+    train = config.train
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, warmup, length, floor=train.min_lr_ratio, start=train.warmup_start))
 
 
 def autocast_for(device: torch.device, precision: str):
@@ -107,31 +122,36 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     manifest = prepare_data(config)
     collate = build_collator(config)
     train_set = PairDataset(manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed)
+    accum = config.train.grad_accum
+    steps_per_epoch = max(1, DeterministicBatches.batches_per_epoch(len(train_set), config.train.batch_size, ddp.world_size()) // accum)
+    plan = StagePlan.from_config(config, steps_per_epoch)
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
-    model = build_model(config).to(device)
-    core = model
+    task = build_task(config).to(device)
+    core = task
     if ddp.is_distributed():
-        model = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True, broadcast_buffers=False)
-    optimizer = torch.optim.AdamW(_param_groups(core, config.train.weight_decay), lr=config.train.lr)
-    total = config.total_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, config.train.warmup_steps, total))
+        task = torch.nn.parallel.DistributedDataParallel(task, find_unused_parameters=True, broadcast_buffers=False)
     scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16" and device.type == "cuda")
 
     start = 0
+    state = None
     resume_path = ckpt.resolve_resume(run_dir, resume)
     if resume_path is not None:
         state = ckpt.load_checkpoint(resume_path)
         core.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    total = plan.total
+    segment = plan.segment_at(min(start, total - 1))
+    optimizer = build_optimizer(core, config)
+    scheduler = build_scheduler(optimizer, config, plan, segment)
+    if state is not None and state.get("segment") == segment:  # same optimiser segment: continue it
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
 
-    accum = config.train.grad_accum
     batches = DeterministicBatches(len(train_set), config.train.batch_size, config.train.seed, ddp.rank(), ddp.world_size(),
                                    start * accum, total * accum)
     # own generator: creating the iterator must not draw from the global RNG (resume would shift it)
@@ -140,20 +160,25 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
     end = min(total, stop_after) if stop_after is not None else total
     bar = _progress(main and progress, total, start)
-    step = start
     parts: dict[str, float] = {}
     t0 = time.perf_counter()
-    model.train()
+    task.train()
     iterator = iter(loader)
     try:
         for step in range(start, end):
-            stage = config.stage_at(step)
+            stage = plan.stage_at(step)
+            if plan.segment_at(step) != segment:  # stage with reset_optimizer: fresh optimiser and warm-up
+                segment = plan.segment_at(step)
+                optimizer = build_optimizer(core, config)
+                scheduler = build_scheduler(optimizer, config, plan, segment)
+            losses: dict[str, torch.Tensor] = {}
             for micro in range(accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(iterator).items()}
-                gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + ddp.rank())
+                gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + micro * 7 + ddp.rank())
                 sync = micro == accum - 1 or not ddp.is_distributed()
-                with (contextlib.nullcontext() if sync else model.no_sync()), autocast_for(device, config.train.precision):
-                    loss, parts = model(batch, step, stage.reconstruction, gen)
+                with (contextlib.nullcontext() if sync else task.no_sync()), autocast_for(device, config.train.precision):
+                    losses = task(batch, step, stage.reconstruction, gen)
+                    loss = total_loss(losses)
                 scaler.scale(loss / accum).backward()
             if config.train.grad_clip:
                 scaler.unscale_(optimizer)
@@ -163,37 +188,47 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             done = step + 1
-            if main and (done % config.train.log_every == 0 or done == end):
+            logging_step = done % config.train.log_every == 0 or done == end
+            if logging_step:  # the only place losses and statistics reach the host
+                parts = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
+                if not all(math.isfinite(v) for v in parts.values()):
+                    raise TrainingError(f"non-finite loss at step {done} ({parts}); the last good checkpoint is kept in {run_dir}")
+            if main and logging_step:
                 log.log(done, {"stage": stage.name, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3), **parts})
             if done % config.train.checkpoint_every == 0 or done == end:
                 if main:
-                    ckpt.save_checkpoint(run_dir, done, _state(core, optimizer, scheduler, scaler, done, config, device), config.train.keep_checkpoints)
-            bar.update(done, stage.name, parts)
+                    ckpt.save_checkpoint(run_dir, done, _state(core, optimizer, scheduler, scaler, done, segment, config, device),
+                                         config.train.keep_checkpoints)
+            if logging_step:
+                bar.update(done, stage.name, parts)
     finally:
         bar.close()
         if log is not None:
             log.close()
-    summary: dict[str, Any] = {"steps": end, "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
+    summary: dict[str, Any] = {"steps": end, "total_steps": total, "steps_per_epoch": steps_per_epoch,
+                               "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
+                               "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
     if end == total and main:
-        summary["export"] = export_backbone(core.image_encoder.backbone, config.model.image.name, config.data.image_size, run_dir / "export")
+        summary["export"] = export_backbone(core.model.image_encoder.backbone, config.model.image.name, config.data.image_size, run_dir / "export")
         if config.train.evaluate:
-            summary["eval"] = evaluate_model(core, config, manifest, collate, device)
+            summary["eval"] = evaluate_model(core.model, config, manifest, collate, device)
         write_json(run_dir / "summary.json", summary)
     if ddp.is_distributed():
         torch.distributed.barrier()
     return summary
 
 
-def _state(model, optimizer, scheduler, scaler, step: int, config: PretrainConfig, device: torch.device) -> dict[str, Any]:
+def _state(task: PretrainTask, optimizer, scheduler, scaler, step: int, segment: int, config: PretrainConfig,
+           device: torch.device) -> dict[str, Any]:
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": model.state_dict(), "sampler": model.sampler.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step, "rng": rng,
+    return {"model": task.state_dict(), "sampler": task.objective.sampler.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step, "segment": segment, "rng": rng,
             "config_hash": config_hash(config), "config": dump_config(config)}
 
 
-def evaluate_model(model: CMCGNSModel, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float]:
+def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float]:
     def loader(split: str):
         ds = PairDataset(manifest, split, config.data.image_size, train=False)
         return DataLoader(ds, batch_size=32, collate_fn=collate)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from cmcgns.config.schema import PretrainConfig
-from cmcgns.training import distributed as ddp
+from cmcgns import distributed as ddp
 from cmcgns.training.pretrain import pretrain
 
 

@@ -1,4 +1,4 @@
-"""Top-k hardest in-batch negatives, as a cmcgns plugin."""
+"""Top-k hardest negatives, as a cmcgns plugin (works at the global and the local report level)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,45 @@ import torch
 import torch.nn.functional as F
 
 from cmcgns.plugins import hookimpl
-from cmcgns.samplers.base import NegativeSampler, SamplerInputs, SamplerOutput
+from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
 
 
 class HardestKOptions(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     k: int = pydantic.Field(4, ge=1)
+    skip_same_group: bool = pydantic.Field(
+        False, description="never use rows of the anchor's own report as negatives (e.g. its other sentences)")
 
 
 class HardestKSampler(NegativeSampler):
-    name = "hardest-k"
-
-    def __init__(self, k: int) -> None:
+    def __init__(self, options: HardestKOptions) -> None:
         super().__init__()
-        self.k = k
+        self.options = options
 
-    def _loss(self, anchors: torch.Tensor, others: torch.Tensor, inputs: SamplerInputs) -> torch.Tensor:
-        logits = anchors @ others.t() / inputs.temperature
-        rows = torch.arange(anchors.shape[0], device=anchors.device)
-        positives = rows + inputs.local_slice.start
-        pos = logits[rows, positives]
-        negatives = logits.clone()
-        negatives[rows, positives] = torch.finfo(logits.dtype).min
-        k = min(self.k, others.shape[0] - 1)
+    def _loss(self, anchors: torch.Tensor, candidates: torch.Tensor, problem: ContrastiveProblem) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = problem.local_rows
+        logits = anchors[rows] @ candidates.t() / problem.temperature
+        arange = torch.arange(logits.shape[0], device=logits.device)
+        positives = problem.positives
+        excluded = torch.zeros_like(logits, dtype=torch.bool)
+        excluded[arange, positives] = True
+        if self.options.skip_same_group:
+            excluded |= problem.groups[rows].unsqueeze(1) == problem.groups.unsqueeze(0)
+        negatives = logits.masked_fill(excluded, torch.finfo(logits.dtype).min)
+        k = max(1, min(self.options.k, candidates.shape[0] - 1))
         hardest = negatives.topk(k, dim=1).values
-        return F.cross_entropy(torch.cat([pos.unsqueeze(1), hardest], dim=1), torch.zeros_like(rows))
+        loss = F.cross_entropy(torch.cat([logits[arange, positives].unsqueeze(1), hardest], dim=1), torch.zeros_like(arange))
+        return loss, (hardest[:, 0] - logits[arange, positives]).detach().mean()
 
-    def forward(self, inputs: SamplerInputs) -> SamplerOutput:
-        local = inputs.local_slice
-        loss = 0.5 * (self._loss(inputs.image[local], inputs.text, inputs) + self._loss(inputs.text[local], inputs.image, inputs))
-        return SamplerOutput(loss, {})
+    def forward(self, problem: ContrastiveProblem) -> SamplerOutput:
+        loss, gap = self._loss(problem.anchors, problem.candidates, problem)
+        if problem.symmetric:
+            back, _ = self._loss(problem.candidates, problem.anchors, problem)
+            loss = 0.5 * (loss + back)
+        return SamplerOutput(loss, {"hardest_minus_positive": gap})
 
 
 @hookimpl
 def register_negative_samplers(register):
-    register("hardest-k", lambda options, *, embed_dim: HardestKSampler(options.k), options=HardestKOptions,
-             description="InfoNCE over the positive and the k hardest in-batch negatives")
+    register("hardest-k", lambda options, *, embed_dim: HardestKSampler(options), options=HardestKOptions,
+             description="InfoNCE over the positive and the k hardest negatives of the problem")

@@ -39,3 +39,45 @@ def test_resolved_config_round_trips(tmp_path):
     written = save_resolved_config(cfg, tmp_path)
     assert written.name == RESOLVED_CONFIG_NAME
     assert load_config(PretrainConfig, written) == cfg
+
+
+@pytest.mark.parametrize("name", ["cm-cgns-vit-b16", "cm-cgns-resnet50", "convirt", "mgca", "demo"])
+def test_packaged_configs_load_by_name_and_validate_their_components(name):
+    from cmcgns.training.pretrain import resolve_components
+
+    cfg = resolve_components(load_config(PretrainConfig, name))
+    if name.startswith("cm-cgns"):
+        assert cfg.sampler.name == "cm-cgns" and cfg.sampler.options["num_clusters"] == 128
+        assert cfg.objective.sampler_on == "local_report" and cfg.objective.local_image == "simsiam"
+        assert cfg.model.embed_dim == 768 and cfg.data.image_size == 224 and cfg.train.batch_size == 64
+        assert (cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_epochs) == ("adam", 1e-5, 1e-6, 1)
+        assert [(s.epochs, s.reconstruction, s.reset_optimizer) for s in cfg.stages] == [(10, False, True), (20, True, True)]
+        assert cfg.head.options["decoder_layers"] == 6 and cfg.head.options["scale"] == 10.0
+
+
+@pytest.mark.parametrize("name", ["cm-cgns-vit-b16", "convirt"])
+def test_paper_configs_fail_clearly_without_local_text_model_and_data(name, tmp_path):
+    from cmcgns.training.pretrain import pretrain
+
+    cfg = load_config(PretrainConfig, name, [f"run_dir={tmp_path}/run"])
+    with pytest.raises(ConfigError) as info:
+        pretrain(cfg, progress=False)
+    message = str(info.value)
+    assert "model.text.path is not set" in message and "data.manifest is not set" in message
+    assert not (tmp_path / "run").exists()  # nothing generated or written before the check
+    cfg = load_config(PretrainConfig, name, [f"run_dir={tmp_path}/run", f"data.manifest={tmp_path}", "model.image.pretrained_path=null",
+                                             f"model.text.path={tmp_path}/no-such-bert"])
+    with pytest.raises(ConfigError, match=r"model.text.path: .*no-such-bert does not exist"):
+        pretrain(cfg, progress=False)
+
+
+def test_unknown_config_name_lists_the_packaged_ones():
+    with pytest.raises(ConfigError, match="packaged: .*cm-cgns-vit-b16"):
+        load_config(PretrainConfig, "cm-cgns-vit-b17")
+
+
+def test_stage_needs_exactly_one_length():
+    with pytest.raises(ConfigError, match="exactly one of steps or epochs"):
+        load_config(PretrainConfig, None, ["stages=[{name: a, steps: 2, epochs: 1}]"])
+    cfg = load_config(PretrainConfig, None, ["stages=[{name: a, epochs: 1.5}, {name: b, steps: 3}]", "train.warmup_epochs=0.5"])
+    assert cfg.stage_steps(steps_per_epoch=10) == [15, 3] and cfg.warmup_steps(10) == 5

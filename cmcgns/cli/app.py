@@ -72,16 +72,26 @@ def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgn
 
 @app.command()
 @reports_errors
-def pretrain(config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config"),
+def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file, or a packaged config name (see --list-configs)"),
              overrides: Optional[list[str]] = SetOption,
              sampler: Optional[str] = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
              resume: Optional[str] = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
              print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
+             list_configs: bool = typer.Option(False, "--list-configs", help="list the packaged configs and exit"),
              progress: bool = typer.Option(True, help="rich progress bar on rank 0")) -> None:
-    """Pretrain image + text encoders with CM-CGNS (torchrun for multi-process DDP)."""
+    """Pretrain image + text encoders with CM-CGNS (torchrun for multi-process DDP).
+
+    Example: cmcgns pretrain -c cm-cgns-vit-b16 --set data.manifest=DIR --set model.text.path=DIR
+    """
     from cmcgns.config import dump_config, load_config
+    from cmcgns.config.packaged import describe_packaged
     from cmcgns.config.schema import PretrainConfig
     from cmcgns.training.pretrain import pretrain as run, resolve_components
+
+    if list_configs:
+        for name, description in describe_packaged():
+            console.print(f"[bold]{name}[/]  {description}", highlight=False)
+        return
 
     sets = list(overrides or []) + ([f"sampler.name={sampler}"] if sampler else [])
     cfg = resolve_components(load_config(PretrainConfig, config, sets))

@@ -42,6 +42,10 @@ def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
 def load_config(
     model: type[ModelT], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> ModelT:
+    if path:
+        from cmcgns.config.packaged import resolve_config
+
+        path = resolve_config(path)
     data: dict[str, Any] = _read_yaml(Path(path)) if path else {}
     data = apply_overrides(data, list(overrides or []))
     source = str(path) if path else "<defaults>"

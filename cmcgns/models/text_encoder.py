@@ -31,10 +31,12 @@ def resolve_text_path(path: str | Path | None) -> Path:
     return resolved
 
 
-def load_tokenizer(path: str | Path | None):
+def load_tokenizer(path: str | Path | None, field: str = "model.text.path"):
     from transformers import AutoTokenizer
 
-    folder = resolve_text_path(path) if path in (None, "", "default") else Path(path)
+    folder = resolve_text_path(path) if path in (None, "", "default") else Path(path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"{field}: {folder} does not exist; give a local folder holding the tokenizer files")
     try:
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:

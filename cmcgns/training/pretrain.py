@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cmcgns.config.loading import dump_config, save_resolved_config
+from cmcgns.config.packaged import check_required
 from cmcgns.config.schema import PretrainConfig
 from cmcgns.data.bootstrap import ensure_synthetic_mimic
 from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
@@ -30,6 +31,9 @@ from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
 from cmcgns.training.schedule import StagePlan, warmup_cosine
 from cmcgns.training.task import PretrainTask, build_task
+
+
+REQUIRED_FIELDS = ["data.manifest", "model.text.path", "model.text.tokenizer_path", "model.image.pretrained_path"]
 
 
 def select_device(choice: str) -> torch.device:
@@ -63,7 +67,9 @@ def build_model(config: PretrainConfig) -> PretrainTask:
 
 def build_collator(config: PretrainConfig) -> ReportCollator:
     """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's)."""
-    tokenizer = load_tokenizer(config.model.text.tokenizer_path or config.model.text.path)
+    text = config.model.text
+    field = "model.text.tokenizer_path" if text.tokenizer_path else "model.text.path"
+    tokenizer = load_tokenizer(text.tokenizer_path or text.path, field)
     return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
 
 
@@ -99,7 +105,11 @@ def autocast_for(device: torch.device, precision: str):
 
 def prepare_data(config: PretrainConfig) -> Path:
     if config.data.manifest is not None:
-        return Path(config.data.manifest)
+        manifest = Path(config.data.manifest)
+        if not manifest.is_dir():
+            raise ConfigError(f"data.manifest: {manifest} is not a folder; give a preprocessed mimic-cxr folder "
+                              f"(cmcgns preprocess mimic-cxr --source RAW --out DIR)")
+        return manifest
     root = Path(config.run_dir) / "data"
     if ddp.is_main():
         syn = config.data.synthetic
@@ -111,6 +121,7 @@ def prepare_data(config: PretrainConfig) -> Path:
 
 def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
     """Train; `stop_after` ends the run early at that global step (used to test resume)."""
+    check_required(config, REQUIRED_FIELDS)
     ddp.init_from_env()
     config = resolve_components(config)
     run_dir = Path(config.run_dir)
@@ -243,6 +254,7 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     probe = (train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
     out["linear_probe_auc"] = linear_probe_auc(*probe)
     out["linear_probe_auc_10pct"] = linear_probe_auc_fraction(*probe, fraction=0.1)
+    out["linear_probe_auc_1pct"] = linear_probe_auc_fraction(*probe, fraction=0.01)
     model.train()
     return out
 

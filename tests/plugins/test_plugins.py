@@ -1,3 +1,4 @@
+import dataclasses
 import importlib.metadata
 
 import pytest
@@ -12,7 +13,7 @@ from cmcgns.testing.sampler_contract import check_sampler
 def test_builtins_registered_through_hooks():
     reg = manager.build_registry()
     assert {"cm-cgns", "in-batch", "cluster-ns"} <= set(reg.names("negative_sampler"))
-    assert {"cm-mir", "none"} <= set(reg.names("reconstruction_head"))
+    assert {"cm-mir", "mae-pixel"} <= set(reg.names("reconstruction_head"))
     assert {"rsna-det", "siim-seg", "chexpert-cls"} <= set(reg.names("downstream_task"))
     assert reg.get("negative_sampler", "cm-cgns").source == "builtin"
 
@@ -60,15 +61,41 @@ def test_unknown_component_lists_available():
 @pytest.mark.parametrize("name", ["cm-cgns", "in-batch", "cluster-ns", "hardest-k"])
 def test_sampler_contract(name):
     comp = manager.build_registry().get("negative_sampler", name)
-    options = {"num_clusters": 4} if name in ("cm-cgns", "cluster-ns") else {}
+    # init_threshold 1.0: the memory initialises at once, so the contract exercises the clustered loss
+    options = {"num_clusters": 4, "init_threshold": 1.0, "ema_rate": 0.05} if name in ("cm-cgns", "cluster-ns") else {}
     check_sampler(lambda: comp.build(options, embed_dim=16), embed_dim=16)
 
 
 def test_contract_catches_a_sampler_that_does_not_learn():
     class Frozen(in_batch.InBatchSampler):
-        def forward(self, inputs):
-            out = super().forward(inputs)
+        def forward(self, problem):
+            out = super().forward(problem)
             return type(out)(out.loss.detach().requires_grad_() * 0 + 3.0, {})
 
     with pytest.raises(AssertionError, match="did not decrease"):
         check_sampler(Frozen)
+
+
+def test_contract_catches_a_sampler_that_trains_other_ranks_anchors():
+    class Leaky(in_batch.InBatchSampler):
+        def forward(self, problem):
+            full = dataclasses.replace(problem, local_rows=slice(0, problem.anchors.shape[0]))
+            return super().forward(full)
+
+    with pytest.raises(AssertionError, match="outside local_rows"):
+        check_sampler(Leaky)
+
+
+def test_contract_catches_host_float_statistics():
+    class HostStats(in_batch.InBatchSampler):
+        def forward(self, problem):
+            out = super().forward(problem)
+            return type(out)(out.loss, {"loss": float(out.loss)})
+
+    with pytest.raises(AssertionError, match="0-dim tensor"):
+        check_sampler(HostStats)
+
+
+def test_example_plugin_can_skip_same_report_rows():
+    comp = manager.build_registry().get("negative_sampler", "hardest-k")
+    check_sampler(lambda: comp.build({"k": 3, "skip_same_group": True}, embed_dim=16), embed_dim=16)

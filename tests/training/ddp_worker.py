@@ -25,10 +25,10 @@ def main() -> None:
     import cmcgns.training.pretrain as loop
 
     models = []
-    build = loop.build_model
-    loop.build_model = lambda c: models.append(build(c)) or models[-1]
-    pretrain(cfg, progress=False, stop_after=1)
-    centroids = models[0].sampler.centroids.detach().clone()
+    build = loop.build_task
+    loop.build_task = lambda c: models.append(build(c)) or models[-1]
+    pretrain(cfg, progress=False, stop_after=2)
+    centroids = models[0].objective.sampler.centroids.detach().clone()
     torch.save({"grads": captured["grads"], "centroids": centroids}, out / f"rank{ddp.rank()}.pt")
     ddp.cleanup()
 

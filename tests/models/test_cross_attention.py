@@ -1,0 +1,54 @@
+import math
+
+import torch
+
+from cmcgns.models.cross_attention import CrossModalAttention
+from cmcgns.models.pooling import AttentionPool
+from cmcgns.models.text_encoder import sentence_mean
+
+
+def test_sigmoid_attention_matches_the_official_formula_and_ignores_padded_sentences():
+    torch.manual_seed(0)
+    block = CrossModalAttention(8, "sigmoid")
+    patches, sentences = torch.randn(2, 5, 8), torch.randn(2, 3, 8)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    r2i, i2r = block(patches, sentences, mask)
+    q1, k1, v1 = block.image_qkv(patches).chunk(3, -1)
+    q2, k2, v2 = block.text_qkv(sentences).chunk(3, -1)
+    # f^{R->I}_p = sum_m sigmoid(Q1_p . K2_m / sqrt d) V2_m over the valid sentences
+    expected = sum(torch.sigmoid((q1[0] @ k2[0, m]) / math.sqrt(8)).unsqueeze(1) * v2[0, m] for m in range(2))
+    assert torch.allclose(r2i[0], expected, atol=1e-5)
+    expected_i2r = torch.sigmoid(q2[1] @ k1[1].t() / math.sqrt(8)) @ v1[1]
+    assert torch.allclose(i2r[1], expected_i2r, atol=1e-5)
+    assert torch.equal(i2r[0, 2], torch.zeros(8))  # a padded sentence has no cross-modal feature
+    changed = sentences.clone()
+    changed[0, 2] = 100.0
+    assert torch.allclose(block(patches, changed, mask)[0][0], r2i[0])
+
+
+def test_softmax_attention_weights_sum_to_one():
+    torch.manual_seed(0)
+    block = CrossModalAttention(8, "softmax")
+    with torch.no_grad():
+        block.text_qkv.weight.zero_()
+        block.text_qkv.bias.copy_(torch.cat([torch.zeros(16), torch.ones(8)]))  # every value = 1
+    r2i, _ = block(torch.randn(1, 4, 8), torch.randn(1, 3, 8), torch.tensor([[True, True, False]]))
+    assert torch.allclose(r2i, torch.ones(1, 4, 8), atol=1e-5)
+
+
+def test_sentence_mean_averages_each_sentences_tokens():
+    tokens = torch.arange(12, dtype=torch.float32).view(1, 6, 2)
+    ids = torch.tensor([[-1, 0, 0, 1, -1, -1]])
+    sentences, mask = sentence_mean(tokens, ids, 3)
+    assert torch.equal(sentences[0, 0], tokens[0, 1:3].mean(0)) and torch.equal(sentences[0, 1], tokens[0, 3])
+    assert mask.tolist() == [[True, True, False]]
+
+
+def test_attention_pool_ignores_masked_rows():
+    torch.manual_seed(0)
+    pool = AttentionPool(8, 8)
+    x = torch.randn(2, 4, 8)
+    mask = torch.tensor([[True, True, False, False]] * 2)
+    y = x.clone()
+    y[:, 2:] = 50.0
+    assert torch.allclose(pool(x, mask), pool(y, mask), atol=1e-5)

@@ -200,13 +200,14 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
             scheduler.step()
             done = step + 1
             logging_step = done % config.train.log_every == 0 or done == end
-            if logging_step:  # the only place losses and statistics reach the host
+            checkpoint_step = done % config.train.checkpoint_every == 0 or done == end
+            if logging_step or checkpoint_step:  # the only places losses and statistics reach the host
                 parts = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
                 if not all(math.isfinite(v) for v in parts.values()):
                     raise TrainingError(f"non-finite loss at step {done} ({parts}); the last good checkpoint is kept in {run_dir}")
             if main and logging_step:
                 log.log(done, {"stage": stage.name, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3), **parts})
-            if done % config.train.checkpoint_every == 0 or done == end:
+            if checkpoint_step:
                 if main:
                     ckpt.save_checkpoint(run_dir, done, _state(core, optimizer, scheduler, scaler, done, segment, config, device),
                                          config.train.keep_checkpoints)

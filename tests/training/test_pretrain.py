@@ -96,3 +96,22 @@ def test_bf16_autocast_with_grad_accumulation_runs_and_keeps_fp32_state(tiny_pre
     centroids = state["sampler"]["centroids"]
     assert centroids.dtype == torch.float32 and torch.isfinite(centroids).all()
     assert summary["steps"] == 5
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_pretrain_config, monkeypatch):
+    import cmcgns.training.pretrain as loop
+    from cmcgns.errors import TrainingError
+    from cmcgns.objectives.cmcgns import total_loss
+
+    calls = {"n": 0}
+
+    def poisoned(losses):
+        calls["n"] += 1
+        value = total_loss(losses)
+        return value * float("nan") if calls["n"] >= 3 else value
+
+    monkeypatch.setattr(loop, "total_loss", poisoned)
+    cfg = tiny_pretrain_config(**{"train.log_every": 1, "train.checkpoint_every": 2})
+    with pytest.raises(TrainingError, match="non-finite loss at step 3"):
+        pretrain(cfg, progress=False)
+    assert [p.name for p in ckpt.list_checkpoints(cfg.run_dir)] == ["step_00000002.pt"]

@@ -73,7 +73,8 @@ def main() -> None:
     from cmcgns.data.bootstrap import ensure_synthetic
     from cmcgns.data.pretrain_dataset import PairDataset
     from cmcgns.objectives.cmcgns import total_loss
-    from cmcgns.training.pretrain import autocast_for, build_collator, build_model, build_optimizer, resolve_components, select_device
+    from cmcgns.training.pretrain import build_collator, build_model, build_optimizer, resolve_components
+    from cmcgns.training.runtime import autocast_for, select_device
 
     device = select_device(args.device)
     image_pooling = "cls" if "patch" in args.image else "attention"

@@ -24,7 +24,8 @@ class PretrainData(Strict):
     image_size: int = pydantic.Field(64, ge=32)
     max_tokens: int = pydantic.Field(64, ge=8)
     max_sentences: int = pydantic.Field(8, ge=1)
-    num_workers: int = pydantic.Field(0, ge=0)
+    num_workers: int | Literal["auto"] = pydantic.Field(
+        "auto", description="loader processes; auto = CPUs per local rank (max 8) on CUDA, 0 on a CPU")
     train_split: str = "train"
     eval_split: str = pydantic.Field("validate", description="split(s) for retrieval/linear-probe evaluation; '+' pools several, e.g. validate+test")
 
@@ -106,7 +107,9 @@ class TrainConfig(Strict):
     warmup_start: float = pydantic.Field(0.0, ge=0, le=1, description="lr factor at the first warm-up step (official 1e-7/1e-5 = 0.01)")
     min_lr_ratio: float = pydantic.Field(0.01, ge=0, le=1, description="cosine floor as a fraction of lr (official 0)")
     grad_clip: float = pydantic.Field(1.0, ge=0)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = pydantic.Field(
+        "auto", description="auto = bf16 autocast on CUDA devices that support it, fp32 on CPUs")
+    compile: bool = pydantic.Field(False, description="torch.compile the image and text encoders")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     log_every: int = pydantic.Field(5, ge=1)

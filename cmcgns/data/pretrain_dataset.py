@@ -109,10 +109,18 @@ class DeterministicBatches(torch.utils.data.Sampler):
             raise DataError(f"{size} training pairs cannot fill one global batch of {batch_size * world}")
         self.size, self.batch, self.seed, self.rank, self.world = size, batch_size, seed, rank, world
         self.start, self.total = start, total
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        """The epoch's shuffle, computed once per epoch (a pure function of seed and epoch)."""
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(_seed("perm", self.seed, epoch)))
+        return self._perm
 
     def batch_at(self, micro: int) -> list[int]:
         epoch, position = divmod(micro, self.per_epoch)
-        perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(_seed("perm", self.seed, epoch)))
+        perm = self.permutation(epoch)
         offset = (position * self.world + self.rank) * self.batch
         return [epoch * self.size + int(i) for i in perm[offset : offset + self.batch]]
 

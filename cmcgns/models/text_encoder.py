@@ -67,6 +67,8 @@ class TextEncoder(nn.Module):
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
         self.model = _load_quietly(folder) if has_weights else AutoModel.from_config(config)
+        if getattr(self.model, "pooler", None) is not None:
+            self.model.pooler = None  # unused (we pool ourselves): keeps every parameter in the graph for static DDP
         self.dim = int(config.hidden_size)
         self.pooling = pooling
         if freeze_layers:

@@ -29,19 +29,13 @@ from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
+from cmcgns.training.runtime import (autocast_for, build_optimizer_kwargs, enable_fast_paths, loader_options, loader_workers,
+                                     resolve_precision, select_device, wrap_ddp)
 from cmcgns.training.schedule import StagePlan, warmup_cosine
 from cmcgns.training.task import PretrainTask, build_task
 
 
 REQUIRED_FIELDS = ["data.manifest", "model.text.path", "model.text.tokenizer_path", "model.image.pretrained_path"]
-
-
-def select_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
 
 
 def config_hash(config: PretrainConfig) -> str:
@@ -81,11 +75,12 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: torch.nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, config: PretrainConfig, device: torch.device | None = None) -> torch.optim.Optimizer:
     groups = _param_groups(model, config.train.weight_decay)
+    extra = build_optimizer_kwargs(device or torch.device("cpu"))
     if config.train.optimizer == "adam":  # official: Adam with L2 weight decay
-        return torch.optim.Adam(groups, lr=config.train.lr)
-    return torch.optim.AdamW(groups, lr=config.train.lr)
+        return torch.optim.Adam(groups, lr=config.train.lr, **extra)
+    return torch.optim.AdamW(groups, lr=config.train.lr, **extra)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: PretrainConfig, plan: StagePlan, segment: int):
@@ -94,13 +89,6 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: PretrainConfig, pl
     train = config.train
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup, length, floor=train.min_lr_ratio, start=train.warmup_start))
-
-
-def autocast_for(device: torch.device, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def prepare_data(config: PretrainConfig) -> Path:
@@ -126,6 +114,8 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     config = resolve_components(config)
     run_dir = Path(config.run_dir)
     device = select_device(config.train.device)
+    precision = resolve_precision(device, config.train.precision)
+    enable_fast_paths(device)
     main = ddp.is_main()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -138,11 +128,13 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     plan = StagePlan.from_config(config, steps_per_epoch)
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
-    task = build_task(config).to(device)
-    core = task
-    if ddp.is_distributed():
-        task = torch.nn.parallel.DistributedDataParallel(task, find_unused_parameters=True, broadcast_buffers=False)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.train.precision == "fp16" and device.type == "cuda")
+    core = build_task(config).to(device)
+    if device.type == "cuda" and not core.model.image_encoder.is_vit:
+        core.model.image_encoder.to(memory_format=torch.channels_last)
+    if config.train.compile:
+        core.model.image_encoder.compile()
+        core.model.text_encoder.compile()
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16" and device.type == "cuda")
 
     start = 0
     state = None
@@ -157,7 +149,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     total = plan.total
     segment = plan.segment_at(min(start, total - 1))
-    optimizer = build_optimizer(core, config)
+    optimizer = build_optimizer(core, config, device)
     scheduler = build_scheduler(optimizer, config, plan, segment)
     if state is not None and state.get("segment") == segment:  # same optimiser segment: continue it
         optimizer.load_state_dict(state["optimizer"])
@@ -166,28 +158,32 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     batches = DeterministicBatches(len(train_set), config.train.batch_size, config.train.seed, ddp.rank(), ddp.world_size(),
                                    start * accum, total * accum)
     # own generator: creating the iterator must not draw from the global RNG (resume would shift it)
-    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate, num_workers=config.data.num_workers,
-                        generator=torch.Generator().manual_seed(config.train.seed))
+    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(config.train.seed),
+                        **loader_options(loader_workers(config.data.num_workers, device), device))
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
     end = min(total, stop_after) if stop_after is not None else total
     bar = _progress(main and progress, total, start)
     parts: dict[str, float] = {}
     t0 = time.perf_counter()
-    task.train()
+    core.train()
     iterator = iter(loader)
+    task, wrapped_stage = core, None
     try:
         for step in range(start, end):
             stage = plan.stage_at(step)
+            if stage.name != wrapped_stage:  # static-graph DDP: the used parameters change with the stage
+                task, wrapped_stage = wrap_ddp(core, device), stage.name
             if plan.segment_at(step) != segment:  # stage with reset_optimizer: fresh optimiser and warm-up
                 segment = plan.segment_at(step)
-                optimizer = build_optimizer(core, config)
+                optimizer = build_optimizer(core, config, device)
                 scheduler = build_scheduler(optimizer, config, plan, segment)
             losses: dict[str, torch.Tensor] = {}
             for micro in range(accum):
                 batch = {k: v.to(device, non_blocking=True) for k, v in next(iterator).items()}
                 gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + micro * 7 + ddp.rank())
                 sync = micro == accum - 1 or not ddp.is_distributed()
-                with (contextlib.nullcontext() if sync else task.no_sync()), autocast_for(device, config.train.precision):
+                with (contextlib.nullcontext() if sync else task.no_sync()), autocast_for(device, precision):
                     losses = task(batch, step, stage.reconstruction, gen)
                     loss = total_loss(losses)
                 scaler.scale(loss / accum).backward()
@@ -217,7 +213,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
         bar.close()
         if log is not None:
             log.close()
-    summary: dict[str, Any] = {"steps": end, "total_steps": total, "steps_per_epoch": steps_per_epoch,
+    summary: dict[str, Any] = {"steps": end, "device": str(device), "precision": precision, "total_steps": total, "steps_per_epoch": steps_per_epoch,
                                "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
                                "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
     if end == total and main:

@@ -8,9 +8,9 @@ import torch
 
 
 @pytest.mark.slow
-def test_two_process_gloo_identical_centroids_and_synced_grads(tiny_pretrain_config, tmp_path):
+def test_two_process_gloo_identical_centroids_and_synced_grads_across_a_stage_switch(tiny_pretrain_config, tmp_path):
     cfg = tiny_pretrain_config(**{"train.batch_size": 4, "train.checkpoint_every": 1, "sampler.options.ema_rate": 0.2,
-                                  "stages": [{"name": "a", "steps": 2}], "head": {"name": "none"}})
+                                  "stages": [{"name": "a", "steps": 1}, {"name": "b", "steps": 1, "reconstruction": True}]})
     cfg_path = tmp_path / "cfg.json"
     cfg_path.write_text(cfg.model_dump_json(by_alias=True))
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -81,3 +81,9 @@ def test_stage_needs_exactly_one_length():
         load_config(PretrainConfig, None, ["stages=[{name: a, steps: 2, epochs: 1}]"])
     cfg = load_config(PretrainConfig, None, ["stages=[{name: a, epochs: 1.5}, {name: b, steps: 3}]", "train.warmup_epochs=0.5"])
     assert cfg.stage_steps(steps_per_epoch=10) == [15, 3] and cfg.warmup_steps(10) == 5
+
+
+def test_component_options_can_be_set_without_naming_the_component():
+    cfg = load_config(PretrainConfig, None, ["sampler.options.num_clusters=4", "head.options.decoder_layers=2"])
+    assert (cfg.sampler.name, cfg.sampler.options) == ("cm-cgns", {"num_clusters": 4})
+    assert (cfg.head.name, cfg.head.options) == ("cm-mir", {"decoder_layers": 2})

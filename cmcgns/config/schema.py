@@ -59,6 +59,14 @@ class Component(Strict):
     options: dict[str, Any] = {}
 
 
+class SamplerComponent(Component):
+    name: str = "cm-cgns"
+
+
+class HeadComponent(Component):
+    name: str = pydantic.Field("cm-mir", description="reconstruction head plugin, or none")
+
+
 class LossWeights(Strict):
     global_: float = pydantic.Field(1.0, ge=0, alias="global")
     local_image: float = pydantic.Field(1.0, ge=0)
@@ -123,8 +131,8 @@ class PretrainConfig(Strict):
     run_dir: Path = Path("runs/pretrain")
     data: PretrainData = PretrainData()
     model: ModelConfig = ModelConfig()
-    sampler: Component = Component(name="cm-cgns")
-    head: Component = Component(name="cm-mir")
+    sampler: SamplerComponent = SamplerComponent()
+    head: HeadComponent = HeadComponent()
     objective: ObjectiveConfig = ObjectiveConfig()
     train: TrainConfig = TrainConfig()
     stages: list[Stage] = [Stage(name="align", steps=40), Stage(name="align+mir", steps=20, reconstruction=True)]

@@ -77,3 +77,19 @@ def padded_batch(config, manifest: Path, batch: int, tokens: int, device: torch.
     items = [ds[i] for i in range(batch)]
     items = long_reports(items, [ds[i]["sentences"] for i in range(len(ds))], collate.tokenizer, tokens, config.data.max_sentences)
     return {k: v.to(device) for k, v in collate(items).items()}
+
+
+def setup_variants(root: Path, args, device: torch.device, precision: str, names: tuple[str, ...] = ("clip", "stage I", "stage II")):
+    """The paper variants on a padded batch: (manifest, configs, batch, tasks, optimisers), every task
+    built from the same seed. `args` needs image, image_size, batch and tokens."""
+    from cmcgns.training.pretrain import build_model, build_optimizer
+
+    manifest, configs = paper_variants(root, args.image, args.image_size, precision, args.batch)
+    configs = {k: configs[k] for k in names}
+    batch = padded_batch(configs["stage II"][0], manifest, args.batch, args.tokens, device)
+    tasks, optimizers = {}, {}
+    for name, (cfg, _) in configs.items():
+        torch.manual_seed(0)
+        tasks[name] = build_model(cfg).to(device).train()
+        optimizers[name] = build_optimizer(tasks[name], cfg, device)
+    return manifest, configs, batch, tasks, optimizers

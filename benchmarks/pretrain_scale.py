@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import padded_batch, paper_variants  # noqa: E402
+from common import setup_variants  # noqa: E402
 
 
 def main() -> None:
@@ -46,20 +46,13 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     from cmcgns.objectives.cmcgns import total_loss
-    from cmcgns.training.pretrain import build_model, build_optimizer
     from cmcgns.training.runtime import autocast_for, resolve_precision, select_device
 
     device = select_device(args.device)
     precision = resolve_precision(device, args.precision)
     tmp = Path(tempfile.mkdtemp())
     try:
-        manifest, configs = paper_variants(tmp, args.image, args.image_size, precision, args.batch)
-        batch = padded_batch(configs["stage II"][0], manifest, args.batch, args.tokens, device)
-        tasks, optimizers = {}, {}
-        for name, (cfg, _) in configs.items():
-            torch.manual_seed(0)
-            tasks[name] = build_model(cfg).to(device).train()
-            optimizers[name] = build_optimizer(tasks[name], cfg, device)
+        _, configs, batch, tasks, optimizers = setup_variants(tmp, args, device, precision)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     full = tasks["stage II"]

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import padded_batch, paper_variants  # noqa: E402
+from common import setup_variants  # noqa: E402
 
 # bf16 dense tensor-core peaks (TFLOP/s) of GPUs we recognise by name
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -109,21 +109,13 @@ def main() -> None:
     args = ap.parse_args()
     from torch.utils.flop_counter import FlopCounterMode
 
-    from cmcgns.training.pretrain import build_model, build_optimizer
     from cmcgns.training.runtime import resolve_precision, select_device
 
     device = select_device(args.device)
     precision = resolve_precision(device, args.precision)
     tmp = Path(tempfile.mkdtemp())
     try:
-        manifest, configs = paper_variants(tmp, args.image, args.image_size, precision, args.batch)
-        configs = {k: configs[k] for k in ("clip", "stage II")}
-        batch = padded_batch(configs["stage II"][0], manifest, args.batch, args.tokens, device)
-        tasks, optimizers = {}, {}
-        for name, (cfg, _) in configs.items():
-            torch.manual_seed(0)
-            tasks[name] = build_model(cfg).to(device).train()
-            optimizers[name] = build_optimizer(tasks[name], cfg, device)
+        manifest, configs, batch, tasks, optimizers = setup_variants(tmp, args, device, precision, ("clip", "stage II"))
         # FLOPs per step (forward + backward), counted once per variant
         flops = {}
         for name, task in tasks.items():

@@ -93,3 +93,18 @@ def setup_variants(root: Path, args, device: torch.device, precision: str, names
         tasks[name] = build_model(cfg).to(device).train()
         optimizers[name] = build_optimizer(tasks[name], cfg, device)
     return manifest, configs, batch, tasks, optimizers
+
+
+def scale_arguments(precision: str) -> "argparse.ArgumentParser":
+    """The arguments every paper-scale benchmark takes (network, batch, report length, device)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", default="deit_base_patch16_224")
+    ap.add_argument("--image-size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--tokens", type=int, default=110)
+    ap.add_argument("--precision", default=precision, choices=["auto", "fp32", "bf16", "fp16"])
+    ap.add_argument("--device", default="auto")
+    return ap

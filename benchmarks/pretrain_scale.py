@@ -20,7 +20,6 @@ Prints parameter counts, median (min-max) seconds per step, ratios to the CLIP s
 
 from __future__ import annotations
 
-import argparse
 import resource
 import shutil
 import statistics
@@ -32,18 +31,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import setup_variants  # noqa: E402
+from common import scale_arguments, setup_variants  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--image", default="deit_base_patch16_224")
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=110)
-    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"])
-    ap.add_argument("--device", default="auto")
+    ap = scale_arguments(precision="fp32")
     args = ap.parse_args()
     from cmcgns.objectives.cmcgns import total_loss
     from cmcgns.training.runtime import autocast_for, resolve_precision, select_device

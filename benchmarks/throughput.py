@@ -18,7 +18,6 @@ measured in one run:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import resource
 import shutil
@@ -32,7 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import setup_variants  # noqa: E402
+from common import scale_arguments, setup_variants  # noqa: E402
 
 # bf16 dense tensor-core peaks (TFLOP/s) of GPUs we recognise by name
 KNOWN_PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
@@ -95,14 +94,7 @@ def loader_rate(config, manifest: Path, batch: int, workers: int, batches: int) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--image", default="deit_base_patch16_224")
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--tokens", type=int, default=110)
-    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    ap.add_argument("--device", default="auto")
+    ap = scale_arguments(precision="auto")
     ap.add_argument("--peak-tflops", type=float, default=None, help="peak of the device for MFU (auto for known GPUs)")
     ap.add_argument("--workers", default="0,1,2", help="loader worker counts to measure")
     ap.add_argument("--loader-batches", type=int, default=8)

@@ -236,7 +236,7 @@ def _state(task: PretrainTask, optimizer, scheduler, scaler, step: int, segment:
             "config_hash": config_hash(config), "config": dump_config(config)}
 
 
-def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float]:
+def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float | None]:
     def loader(split: str):
         ds = PairDataset(manifest, split, config.data.image_size, train=False)
         return DataLoader(ds, batch_size=32, collate_fn=collate)
@@ -253,7 +253,8 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     out["linear_probe_auc_10pct"] = linear_probe_auc_fraction(*probe, fraction=0.1)
     out["linear_probe_auc_1pct"] = linear_probe_auc_fraction(*probe, fraction=0.01)
     model.train()
-    return out
+    # null (valid JSON) where a probe cannot be computed, e.g. no label with enough positives at 1 %
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
 
 
 class _progress:

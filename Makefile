@@ -1,7 +1,7 @@
 # Two entry points on a fresh machine (both create/reuse the venv, see scripts/venv.sh):
 #   make demo   - synthetic data -> preprocess -> CM-CGNS pretrain -> downstream benchmark
 #   make test   - the test suite (includes the mm detection/segmentation paths)
-.PHONY: demo test venv
+.PHONY: demo test test-fast venv
 
 VENV = $(shell bash scripts/venv.sh)
 DEMO_DIR ?= runs/demo
@@ -16,3 +16,7 @@ demo:
 
 test:
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# the inner loop: everything but multi-process runs, the OpenMMLab paths and real offline material
+test-fast:
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not slow and not mm and not real_data" $(PYTEST_ARGS)

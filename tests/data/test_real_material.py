@@ -32,6 +32,8 @@ from cmcgns.data.reports.sectioning import split_sections
 from cmcgns.data.reports.sentences import normalise, split_sentences
 from cmcgns.plugins.manager import get_registry
 
+pytestmark = pytest.mark.real_data
+
 
 def _package_dir(distribution: str, relative: str) -> Path:
     """Locate data inside an installed distribution without importing it (torchxrayvision is

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cmcgns.heads.base import ReconstructionHead, ReconstructionInputs, bernoulli_patch_mask, grid_to_pixels, random_patch_mask
+from cmcgns.models.pooling import divisible_heads
 
 
 class CMMIROptions(pydantic.BaseModel):
@@ -34,13 +35,6 @@ class CMMIROptions(pydantic.BaseModel):
     loss: Literal["l1", "l2"] = "l1"
     loss_scope: Literal["image", "masked"] = pydantic.Field("image", description="whole image (official) or masked cells only")
     scale: float = pydantic.Field(10.0, gt=0.0, description="loss multiplier (official 10)")
-
-
-def _heads_for(dim: int, wanted: int) -> int:
-    heads = min(wanted, dim)
-    while dim % heads:
-        heads -= 1
-    return heads
 
 
 class ConvUpsampler(nn.Module):
@@ -71,7 +65,7 @@ class CMMIRHead(ReconstructionHead):
         super().__init__()
         self.options = options
         self.grid = grid
-        heads = _heads_for(embed_dim, options.num_heads)
+        heads = divisible_heads(embed_dim, options.num_heads)
         self.mask_token = nn.Parameter(torch.zeros(embed_dim))
         self.position = nn.Parameter(torch.randn(grid * grid, embed_dim) * 0.02)
         self.fuse = nn.MultiheadAttention(embed_dim, heads, batch_first=True)

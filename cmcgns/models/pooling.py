@@ -9,13 +9,18 @@ import torch
 from torch import nn
 
 
+def divisible_heads(dim: int, wanted: int) -> int:
+    """The largest head count <= `wanted` (and <= dim) that divides `dim`."""
+    heads = min(wanted, dim)
+    while dim % heads:
+        heads -= 1
+    return heads
+
+
 class AttentionPool(nn.Module):
     def __init__(self, dim: int, num_heads: int = 8, out_dim: int | None = None, num_positions: int | None = None) -> None:
         super().__init__()
-        heads = num_heads
-        while dim % heads:  # largest head count <= num_heads that divides dim
-            heads -= 1
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.attn = nn.MultiheadAttention(dim, divisible_heads(dim, num_heads), batch_first=True)
         self.position = nn.Parameter(torch.randn(num_positions + 1, dim) / dim**0.5) if num_positions else None
         self.proj = nn.Linear(dim, out_dim) if out_dim is not None and out_dim != dim else nn.Identity()
 

@@ -31,6 +31,7 @@ hard_negative_margin (mean cos(anchor, positive) - cos(anchor, hard negative)).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Literal
 
@@ -109,7 +110,8 @@ class CMCGNSSampler(NegativeSampler):
     def _maybe_initialize(self, problem: ContrastiveProblem, clustered: torch.Tensor) -> None:
         """Pool rows while mean cos(anchor, candidate) <= init_threshold; initialise when full.
         The gathered rows are identical on every rank; rank 0's decision and result are broadcast."""
-        mean_cos = (problem.anchors.detach().float() @ problem.candidates.detach().float().t()).mean()
+        # mean over all N x N pairs of cos(anchor, candidate) = <mean anchor, mean candidate>
+        mean_cos = problem.anchors.detach().float().mean(0) @ problem.candidates.detach().float().mean(0)
         go = ddp.broadcast((mean_cos <= self.options.init_threshold).to(torch.long).reshape(1))
         if not bool(go):
             return
@@ -184,8 +186,7 @@ class CMCGNSSampler(NegativeSampler):
     def forward(self, problem: ContrastiveProblem) -> SamplerOutput:
         opts = self.options
         anchors, candidates = problem.anchors.float(), problem.candidates.float()
-        problem = ContrastiveProblem(anchors, candidates, problem.groups, problem.local_rows, problem.temperature,
-                                     problem.step, problem.symmetric)
+        problem = dataclasses.replace(problem, anchors=anchors, candidates=candidates)
         clustered = (candidates if opts.cluster_on == "candidates" else anchors).detach()
         if not self.ready:
             if self.training:

@@ -29,8 +29,8 @@ from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
-from cmcgns.training.runtime import (autocast_for, build_optimizer_kwargs, enable_fast_paths, loader_options, loader_workers,
-                                     resolve_precision, select_device, wrap_ddp)
+from cmcgns.training.runtime import (autocast_for, build_optimizer_kwargs, channels_last, enable_fast_paths, loader_options,
+                                     loader_workers, resolve_precision, select_device, wrap_ddp)
 from cmcgns.training.schedule import StagePlan, warmup_cosine
 from cmcgns.training.task import PretrainTask, build_task
 
@@ -129,8 +129,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
     core = build_task(config).to(device)
-    if device.type == "cuda" and not core.model.image_encoder.is_vit:
-        core.model.image_encoder.to(memory_format=torch.channels_last)
+    channels_last(core.model.image_encoder, device, is_cnn=not core.model.image_encoder.is_vit)
     if config.train.compile:
         core.model.image_encoder.compile()
         core.model.text_encoder.compile()

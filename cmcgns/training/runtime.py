@@ -80,8 +80,8 @@ def build_optimizer_kwargs(device: torch.device) -> dict[str, Any]:
 
 def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """DDP with a static graph (no find_unused_parameters): the set of used parameters is fixed
-    within a stage, and the wrapper is rebuilt when a stage starts (the reconstruction head is
-    used in some stages only; parameters a stage never uses are frozen for that stage)."""
+    within a stage (static_graph records it on the first iteration), and the wrapper is rebuilt
+    when a stage starts, since the reconstruction head is used in some stages only."""
     if not ddp.is_distributed():
         return module
     ids = [device.index] if device.type == "cuda" else None
@@ -89,5 +89,6 @@ def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def channels_last(module: torch.nn.Module, device: torch.device, is_cnn: bool) -> None:
+    """channels_last memory format for CNN backbones on CUDA (faster convolutions); a no-op otherwise."""
     if device.type == "cuda" and is_cnn:
         module.to(memory_format=torch.channels_last)

@@ -40,7 +40,7 @@ def long_reports(items: list[dict], pool: list[list[str]], tokenizer, tokens: in
 
 
 def paper_variants(root: Path, image: str, image_size: int, precision: str, batch: int, config: str = "cm-cgns-vit-b16",
-                   extra: list[str] | None = None):
+                   extra: list[str] | None = None, studies: int = 0, data_root: Path | None = None):
     """(manifest, {name: (resolved config, reconstruction)}) for the plain CLIP step, stage I and stage II."""
     from cmcgns.config.loading import load_config
     from cmcgns.config.schema import PretrainConfig
@@ -48,7 +48,7 @@ def paper_variants(root: Path, image: str, image_size: int, precision: str, batc
     from cmcgns.training.pretrain import resolve_components
 
     text = bert_base_folder(root)
-    manifest = ensure_synthetic("mimic-cxr", root, max(48, batch * 4), 0, 256, image_size)
+    manifest = ensure_synthetic("mimic-cxr", data_root or root, max(48, batch * 4, studies), 0, 256, image_size)
     pooling = "cls" if "patch" in image else "attention"
     overrides = [f"data.manifest={manifest}", f"data.image_size={image_size}", f"model.text.path={text}",
                  "model.image.pretrained_path=null", f"model.image.name={image}", f"model.image.pooling={pooling}",
@@ -79,12 +79,14 @@ def padded_batch(config, manifest: Path, batch: int, tokens: int, device: torch.
     return {k: v.to(device) for k, v in collate(items).items()}
 
 
-def setup_variants(root: Path, args, device: torch.device, precision: str, names: tuple[str, ...] = ("clip", "stage I", "stage II")):
+def setup_variants(root: Path, args, device: torch.device, precision: str, names: tuple[str, ...] = ("clip", "stage I", "stage II"),
+                   studies: int = 0):
     """The paper variants on a padded batch: (manifest, configs, batch, tasks, optimisers), every task
     built from the same seed. `args` needs image, image_size, batch and tokens."""
     from cmcgns.training.pretrain import build_model, build_optimizer
 
-    manifest, configs = paper_variants(root, args.image, args.image_size, precision, args.batch)
+    manifest, configs = paper_variants(root, args.image, args.image_size, precision, args.batch, studies=studies,
+                                       data_root=args.data_root)
     configs = {k: configs[k] for k in names}
     batch = padded_batch(configs["stage II"][0], manifest, args.batch, args.tokens, device)
     tasks, optimizers = {}, {}
@@ -107,4 +109,6 @@ def scale_arguments(precision: str) -> "argparse.ArgumentParser":
     ap.add_argument("--tokens", type=int, default=110)
     ap.add_argument("--precision", default=precision, choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="folder to keep (and reuse) the synthetic MIMIC-CXR data in; default a temporary folder")
     return ap

@@ -182,7 +182,7 @@ def main() -> None:
                         reads = dict(counts)
                         sync_sites = collections.Counter(
                             f"{Path(w.filename).name}:{w.lineno} {str(w.message).splitlines()[0][:60]}"
-                            for w in caught if "synchroniz" in str(w.message))
+                            for w in caught if "called a synchronizing" in str(w.message))
                         syncs = sum(sync_sites.values())
                     continue
                 if device.type == "cuda":

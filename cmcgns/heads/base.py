@@ -38,17 +38,25 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     return x.permute(0, 2, 4, 3, 5, 1).reshape(b, (h // patch) * (w // patch), patch * patch * c)
 
 
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """CPU -> device without a host sync: masks are drawn on the host generator (identical on every device)
+    and copied from pinned memory on CUDA (a pageable copy would block the host until the GPU catches up)."""
+    if torch.device(device).type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def random_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Boolean [B, patches] with exactly round(ratio * patches) (at least 1) masked entries per row."""
     k = max(1, int(round(ratio * patches)))
-    noise = torch.rand(batch, patches, generator=generator).to(device)
+    noise = to_device_async(torch.rand(batch, patches, generator=generator), device)
     ranks = noise.argsort(dim=1).argsort(dim=1)
     return ranks < k
 
 
 def bernoulli_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """The official spatial dropout's mask: each entry masked independently with probability `ratio`."""
-    return (torch.rand(batch, patches, generator=generator) < ratio).to(device)
+    return to_device_async(torch.rand(batch, patches, generator=generator) < ratio, device)
 
 
 def grid_to_pixels(mask: torch.Tensor, grid: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:

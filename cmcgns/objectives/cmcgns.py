@@ -75,10 +75,13 @@ class CMCGNSObjective(nn.Module):
         groups = torch.arange(valid.shape[0], device=valid.device) // m
         before = valid[: self.rank * b * m].sum()
         mine = valid[self.rank * b * m : (self.rank + 1) * b * m].sum()
-        # one host read of two counts: the slice bounds of this rank's valid sentences
-        start, count = (int(v) for v in torch.stack([before, mine]).tolist())
-        return ContrastiveProblem(anchors[valid], candidates[valid], groups[valid], slice(start, start + count),
-                                  self.config.local_report_temperature, step)
+        # the step's one host read: three counts, for this rank's slice bounds and the number of valid
+        # sentences; with it known, compaction is an index_select (a boolean index would sync again, and
+        # once more in backward)
+        start, count, total = (int(v) for v in torch.stack([before, mine, valid.sum()]).tolist())
+        rows = torch.nonzero_static(valid, size=total).squeeze(1)
+        return ContrastiveProblem(anchors.index_select(0, rows), candidates.index_select(0, rows), groups.index_select(0, rows),
+                                  slice(start, start + count), self.config.local_report_temperature, step)
 
     def local_image_loss(self, feats: Features) -> torch.Tensor:
         patches = F.normalize(feats.patches, dim=-1)

@@ -148,8 +148,7 @@ class CMCGNSSampler(NegativeSampler):
         arange = torch.arange(n_local, device=a.device)
         cos = a @ candidates.t()  # [n, N]
         logits = cos / problem.temperature
-        positive_column = torch.zeros_like(cos, dtype=torch.bool)
-        positive_column[arange, positives] = True
+        positive_column = torch.zeros_like(cos, dtype=torch.bool).scatter_(1, positives.unsqueeze(1), True)
         same = (anchor_labels[rows].unsqueeze(1) == candidate_labels.unsqueeze(0)) & ~positive_column
         stats = {"false_negative_rate": same.float().sum() / max(1, n_local * (candidates.shape[0] - 1))}
         columns = [logits]
@@ -169,7 +168,7 @@ class CMCGNSSampler(NegativeSampler):
         full = torch.cat(columns, dim=1)
         if mode == "soft":
             targets = torch.zeros_like(full)
-            targets[arange, positives] = 1.0
+            targets.scatter_(1, positives.unsqueeze(1), 1.0)
             targets[:, : cos.shape[1]] += opts.soft_weight * same.to(full.dtype)
             loss = -(targets / targets.sum(1, keepdim=True) * F.log_softmax(full, dim=1)).sum(1).mean()
         else:
@@ -204,7 +203,7 @@ class CMCGNSSampler(NegativeSampler):
         if problem.symmetric:
             back, _ = self._directional(candidates, anchors, candidate_labels, anchor_labels, centroids, problem)
             loss = 0.5 * (loss + back)
-        counts = torch.bincount(clustered_labels, minlength=opts.num_clusters).float()
+        counts = kmeans.cluster_sizes(clustered_labels, opts.num_clusters)
         stats.update(initialized=anchors.new_ones(()), clusters_in_use=(counts > 0).sum().float(),
                      cluster_entropy=kmeans.entropy(counts))
         if self.training:

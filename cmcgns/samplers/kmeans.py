@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +18,11 @@ def cluster_sums(x: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.T
     sums = x.new_zeros(k, x.shape[1]).index_add_(0, labels, x)
     counts = x.new_zeros(k).index_add_(0, labels, torch.ones_like(labels, dtype=x.dtype))
     return sums, counts
+
+
+def cluster_sizes(labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Members per cluster [K] as floats (bincount with minlength would read the maximum label on the host)."""
+    return torch.zeros(k, device=labels.device).index_add_(0, labels, torch.ones_like(labels, dtype=torch.float32))
 
 
 def ema_update(centroids: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, rate: float) -> torch.Tensor:
@@ -48,4 +55,4 @@ def entropy(counts: torch.Tensor) -> torch.Tensor:
     """Entropy of the cluster-size distribution normalised to [0, 1] by log K."""
     p = counts / counts.sum().clamp_min(1.0)
     h = -(p * p.clamp_min(1e-12).log()).sum()
-    return h / torch.log(torch.tensor(float(counts.numel()), device=counts.device))
+    return h / math.log(max(2, counts.numel()))

@@ -9,7 +9,7 @@ decoder layers, and a BERT-base-sized text encoder (hidden 768, 12 layers; rando
 from its config with the offline MiniLM uncased WordPiece vocabulary: no download). Reports are
 padded with further synthetic sentences to about --tokens tokens (real MIMIC reports are about 110).
 K is 8 here (a batch of 4 reports has about 40 sentences). Three variants of the same network on the
-same batch, interleaved step by step through the real PretrainTask and total_loss (forward +
+same batch, interleaved step by step through the trainer's own train_step (forward +
 backward + optimiser update):
   clip      global InfoNCE only (in-batch negatives): the plain CLIP step with the same encoders
   stage I   + SimSiam local image loss + CM-CGNS local report loss (centroids initialised)
@@ -37,8 +37,8 @@ from common import scale_arguments, setup_variants  # noqa: E402
 def main() -> None:
     ap = scale_arguments(precision="fp32")
     args = ap.parse_args()
-    from cmcgns.objectives.cmcgns import total_loss
-    from cmcgns.training.runtime import autocast_for, resolve_precision, select_device
+    from cmcgns.training.runtime import resolve_precision, select_device
+    from cmcgns.training.step import StepSettings, train_step
 
     device = select_device(args.device)
     precision = resolve_precision(device, args.precision)
@@ -62,12 +62,9 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            with autocast_for(device, precision):
-                losses = task(batch, step, configs[name][1], torch.Generator().manual_seed(step))
-                loss = total_loss(losses)
-            loss.backward()
-            optimizers[name].step()
-            optimizers[name].zero_grad(set_to_none=True)
+            scaler = torch.amp.GradScaler(device.type, enabled=False)
+            loss, losses = train_step(task, task.parameters, lambda: batch, step, configs[name][1], optimizers[name], scaler,
+                                      StepSettings(device, precision))
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if step:

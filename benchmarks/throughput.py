@@ -63,14 +63,12 @@ def count_host_reads():
 
 
 def run_step(task, optimizer, batch, step, reconstruction, device, precision):
-    from cmcgns.objectives.cmcgns import total_loss
-    from cmcgns.training.runtime import autocast_for
+    """The trainer's own optimisation step (cmcgns.training.step.train_step) on one batch."""
+    from cmcgns.training.step import StepSettings, train_step
 
-    with autocast_for(device, precision):
-        loss = total_loss(task(batch, step, reconstruction, torch.Generator().manual_seed(step)))
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
+    loss, _ = train_step(task, task.parameters, lambda: batch, step, reconstruction, optimizer, scaler,
+                         StepSettings(device, precision))
     return loss
 
 

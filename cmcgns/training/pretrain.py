@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
@@ -22,16 +21,16 @@ from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, Repo
 from cmcgns.errors import ConfigError, DataError, TrainingError
 from cmcgns.io.atomic import write_json
 from cmcgns.models.text_encoder import load_tokenizer
-from cmcgns.objectives.cmcgns import total_loss
 from cmcgns.plugins.manager import get_registry
 from cmcgns.training import checkpoint as ckpt
 from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.training.export import export_backbone
 from cmcgns.training.metrics_log import MetricsLog
-from cmcgns.training.runtime import (autocast_for, build_optimizer_kwargs, channels_last, enable_fast_paths, loader_options,
+from cmcgns.training.runtime import (build_optimizer_kwargs, channels_last, enable_fast_paths, loader_options,
                                      loader_workers, resolve_precision, select_device, wrap_ddp)
 from cmcgns.training.schedule import StagePlan, warmup_cosine
+from cmcgns.training.step import StepSettings, train_step
 from cmcgns.training.task import PretrainTask, build_task
 
 
@@ -168,6 +167,7 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     core.train()
     iterator = iter(loader)
     task, wrapped_stage = core, None
+    settings = StepSettings(device, precision, config.train.seed, ddp.rank(), ddp.is_distributed(), accum, config.train.grad_clip)
     try:
         for step in range(start, end):
             stage = plan.stage_at(step)
@@ -177,21 +177,8 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
                 segment = plan.segment_at(step)
                 optimizer = build_optimizer(core, config, device)
                 scheduler = build_scheduler(optimizer, config, plan, segment)
-            losses: dict[str, torch.Tensor] = {}
-            for micro in range(accum):
-                batch = {k: v.to(device, non_blocking=True) for k, v in next(iterator).items()}
-                gen = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step * 101 + micro * 7 + ddp.rank())
-                sync = micro == accum - 1 or not ddp.is_distributed()
-                with (contextlib.nullcontext() if sync else task.no_sync()), autocast_for(device, precision):
-                    losses = task(batch, step, stage.reconstruction, gen)
-                    loss = total_loss(losses)
-                scaler.scale(loss / accum).backward()
-            if config.train.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(core.parameters(), config.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            loss, losses = train_step(task, core.parameters, lambda: next(iterator), step, stage.reconstruction,
+                                      optimizer, scaler, settings)
             scheduler.step()
             done = step + 1
             logging_step = done % config.train.log_every == 0 or done == end

@@ -99,7 +99,7 @@ def test_bf16_autocast_with_grad_accumulation_runs_and_keeps_fp32_state(tiny_pre
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_pretrain_config, monkeypatch):
-    import cmcgns.training.pretrain as loop
+    import cmcgns.training.step as loop
     from cmcgns.errors import TrainingError
     from cmcgns.objectives.cmcgns import total_loss
 

@@ -173,13 +173,16 @@ def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated ta
 @app.command()
 @reports_errors
 def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List registered components: name, version, kind, source."""
+    """List registered components: name, kind, plugin, version, source; --json adds each one's options
+    (type, default, description), the keys `--set sampler.options.KEY=VALUE` accepts."""
     from cmcgns.plugins.manager import get_registry
 
     registry = get_registry()
     rows = [{"name": c.name, "kind": c.kind, "plugin": c.plugin, "version": c.version, "source": c.source, "description": c.description}
             for c in registry.components()]
     if as_json:
+        for row, component in zip(rows, registry.components()):
+            row["options"] = component.describe_options()
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title="cmcgns plugins")

@@ -14,10 +14,10 @@ from cmcgns.data.preprocess.base import read_manifest
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class ClassificationOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class ClassificationOptions(Options):
     mode: Literal["linear", "finetune"] = "linear"
     epochs: int = pydantic.Field(30, ge=1)
     lr: float = pydantic.Field(1e-3, gt=0)
@@ -110,3 +110,14 @@ class ClassificationTask:
         result = _metrics(_labels(test, names), probs)
         result.update({"train_rows": float(len(train)), "test_rows": float(len(test))})
         return result
+
+
+@hookimpl
+def register_downstream_tasks(register: Register) -> None:
+    def classification(name: str, dataset: str, description: str) -> None:
+        register(name, lambda options: ClassificationTask(name, dataset, options), options=ClassificationOptions,
+                 description=description)
+
+    classification("chexpert-cls", "chexpert", "CheXpert 5-label classification (AUROC)")
+    classification("rsna-cls", "rsna", "RSNA pneumonia classification (AUROC)")
+    classification("covidx-cls", "covidx", "COVIDx positive/negative (ACC, AUROC)")

@@ -13,10 +13,10 @@ from cmcgns.data.preprocess.base import read_manifest
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import CmcgnsError, DataError
 from cmcgns.io.atomic import write_json, write_jsonl
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class DenseOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class DenseOptions(Options):
     iters: int = pydantic.Field(200, ge=1)
     lr: float = pydantic.Field(1e-3, gt=0)
     batch_size: int = pydantic.Field(8, ge=1)
@@ -119,3 +119,15 @@ class SegmentationTask:
         metrics = run_mm(cfg, run.work_dir / "mm")
         shutil.rmtree(view, ignore_errors=True)
         return {"dice": metrics.get("seg/dice", float("nan")), "train_rows": float(len(train)), "foreground_weight": float(weight)}
+
+
+@hookimpl
+def register_downstream_tasks(register: Register) -> None:
+    register("rsna-det", lambda options: DetectionTask("rsna-det", "rsna", options), options=DenseOptions,
+             description="RSNA opacity detection, RetinaNet via MMDetection (mAP)")
+    register("objectcxr-det", lambda options: DetectionTask("objectcxr-det", "object-cxr", options), options=DenseOptions,
+             description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)")
+    register("siim-seg", lambda options: SegmentationTask("siim-seg", "siim", options), options=SegmentationOptions,
+             description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)")
+    register("rsna-seg", lambda options: SegmentationTask("rsna-seg", "rsna", options), options=SegmentationOptions,
+             description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)")

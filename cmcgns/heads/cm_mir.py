@@ -22,10 +22,10 @@ from torch import nn
 
 from cmcgns.heads.base import ReconstructionHead, ReconstructionInputs, bernoulli_patch_mask, grid_to_pixels, random_patch_mask
 from cmcgns.models.pooling import divisible_heads
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class CMMIROptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class CMMIROptions(Options):
     mask_ratio: float = pydantic.Field(0.5, gt=0.0, lt=1.0)
     masking: Literal["fixed", "bernoulli"] = pydantic.Field("fixed", description="fixed count of random cells, or official spatial dropout")
     num_heads: int = pydantic.Field(8, ge=1)
@@ -107,3 +107,9 @@ class CMMIRHead(ReconstructionHead):
 def build(options: CMMIROptions, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
           in_chans: int) -> CMMIRHead:
     return CMMIRHead(options, embed_dim, grid, image_size, in_chans)
+
+
+@hookimpl
+def register_reconstruction_heads(register: Register) -> None:
+    register("cm-mir", build, options=CMMIROptions,
+             description="feature-level masking, fused with f^{R->I}, transformer + conv decoder to the image, 10 x L1 (paper)")

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from cmcgns.heads.base import ReconstructionHead, ReconstructionInputs, grid_to_pixels, patchify, random_patch_mask
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class MAEPixelOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class MAEPixelOptions(Options):
     hidden_dim: int = pydantic.Field(256, ge=8)
     num_heads: int = pydantic.Field(4, ge=1)
     decoder_layers: int = pydantic.Field(1, ge=1)
@@ -69,3 +69,9 @@ class MAEPixelHead(ReconstructionHead):
 def build(options: MAEPixelOptions, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
           in_chans: int) -> MAEPixelHead:
     return MAEPixelHead(options, embed_dim, image_dim, patch_size, grid, in_chans)
+
+
+@hookimpl
+def register_reconstruction_heads(register: Register) -> None:
+    register("mae-pixel", build, options=MAEPixelOptions,
+             description="pixel masking + second encoder pass, per-patch MLP decoder on masked patches (ablation)")

@@ -9,7 +9,16 @@ keyword arguments (documented on each hook).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol
+
 import pluggy
+
+if TYPE_CHECKING:
+    from cmcgns.data.preprocess.registry import Preprocessor
+    from cmcgns.downstream.base import DownstreamTask
+    from cmcgns.heads.base import ReconstructionHead
+    from cmcgns.plugins.options import Options
+    from cmcgns.samplers.base import NegativeSampler
 
 PROJECT_NAME = "cmcgns"
 
@@ -17,8 +26,31 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
+class Register(Protocol):
+    """The callback every hook receives."""
+
+    def __call__(self, name: str, factory: Any, *, options: type[Options] | None = None, description: str = "") -> None: ...
+
+
+class SamplerFactory(Protocol):
+    def __call__(self, options: Any, *, embed_dim: int) -> NegativeSampler: ...
+
+
+class HeadFactory(Protocol):
+    def __call__(self, options: Any, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
+                 in_chans: int) -> ReconstructionHead: ...
+
+
+class TaskFactory(Protocol):
+    def __call__(self, options: Any) -> DownstreamTask: ...
+
+
+class DatasetFactory(Protocol):
+    def __call__(self, options: Any) -> Preprocessor: ...
+
+
 @hookspec
-def register_negative_samplers(register):
+def register_negative_samplers(register: Register) -> None:
     """Register negative samplers.
 
     factory(options, *, embed_dim) -> cmcgns.samplers.base.NegativeSampler, whose
@@ -27,7 +59,7 @@ def register_negative_samplers(register):
 
 
 @hookspec
-def register_reconstruction_heads(register):
+def register_reconstruction_heads(register: Register) -> None:
     """Register masked-image reconstruction heads.
 
     factory(options, *, embed_dim, image_dim, patch_size, grid, image_size, in_chans)
@@ -37,7 +69,7 @@ def register_reconstruction_heads(register):
 
 
 @hookspec
-def register_downstream_tasks(register):
+def register_downstream_tasks(register: Register) -> None:
     """Register downstream tasks (classification, detection, segmentation, ...).
 
     factory(options) -> cmcgns.downstream.base.DownstreamTask
@@ -45,7 +77,7 @@ def register_downstream_tasks(register):
 
 
 @hookspec
-def register_datasets(register):
+def register_datasets(register: Register) -> None:
     """Register dataset preprocessors (raw download layout -> cmcgns manifests).
 
     factory(options) -> cmcgns.data.preprocess.base.Preprocessor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
 from types import ModuleType
@@ -24,10 +25,21 @@ def external_plugins_disabled() -> bool:
     return os.environ.get(DISABLE_EXTERNAL_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _builtin_modules() -> list[ModuleType]:
-    from cmcgns import builtin_plugins
+# Every built-in component registers itself beside its code, through the same hooks a third-party plugin
+# implements (llm's DEFAULT_PLUGINS): add a module here to add a built-in.
+BUILTIN_PLUGINS = (
+    "cmcgns.samplers.cm_cgns",
+    "cmcgns.samplers.in_batch",
+    "cmcgns.heads.cm_mir",
+    "cmcgns.heads.mae_pixel",
+    "cmcgns.downstream.classification",
+    "cmcgns.downstream.dense",
+    "cmcgns.data.preprocess.registry",
+)
 
-    return [builtin_plugins]
+
+def _builtin_modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in BUILTIN_PLUGINS]
 
 
 def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]]]:
@@ -36,8 +48,8 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, s
     pm.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
     for module in _builtin_modules():
-        pm.register(module, name=BUILTIN_PLUGIN_NAME)
-        origins[BUILTIN_PLUGIN_NAME] = (__version__, "builtin")
+        pm.register(module, name=module.__name__)
+        origins[module.__name__] = (__version__, "builtin")
     if external_plugins_disabled():
         return pm, origins
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -62,13 +74,16 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, s
 def build_registry() -> Registry:
     pm, origins = build_plugin_manager()
     registry = Registry()
+    registry.plugins.append({"plugin": BUILTIN_PLUGIN_NAME, "version": __version__, "source": "builtin"})
     for plugin_name, (version, source) in origins.items():
-        registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
+        if source != "builtin":
+            registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
     for kind, hook_name in KINDS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):  # registration order
             version, source = origins.get(impl.plugin_name, ("?", "?"))
-            register = registry.make_register(kind, impl.plugin_name, version, source)
+            label = BUILTIN_PLUGIN_NAME if source == "builtin" else impl.plugin_name
+            register = registry.make_register(kind, label, version, source)
             try:
                 impl.function(register=register)
             except PluginError:

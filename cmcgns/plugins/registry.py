@@ -8,6 +8,7 @@ from typing import Any, Callable
 import pydantic
 
 from cmcgns.errors import ConfigError, PluginError
+from cmcgns.plugins.options import NoOptions
 
 KINDS: dict[str, str] = {
     "negative_sampler": "register_negative_samplers",
@@ -17,8 +18,11 @@ KINDS: dict[str, str] = {
 }
 
 
-class NoOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "").replace("pathlib.", "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +44,15 @@ class Component:
                 f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
             )
             raise ConfigError(f"options for {self.kind} {self.name!r} (plugin {self.plugin}): {details}") from None
+
+    def describe_options(self) -> dict[str, dict[str, Any]]:
+        """Each option's type, default (JSON-safe) and description, for `cmcgns plugins --json`."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, field in self.options.model_fields.items():
+            default = None if field.is_required() else field.get_default(call_default_factory=True)
+            out[name] = {"type": _type_name(field.annotation), "default": pydantic.TypeAdapter(Any).dump_python(default, mode="json"),
+                         "required": field.is_required(), "description": field.description or ""}
+        return out
 
     def build(self, raw_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         return self.factory(self.validate_options(raw_options), **kwargs)
@@ -64,6 +77,9 @@ class Registry:
                 raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable factory")
             if options is not None and not (isinstance(options, type) and issubclass(options, pydantic.BaseModel)):
                 raise PluginError(f"plugin {plugin!r}: options for {kind} {name!r} must be a pydantic model class")
+            if options is not None and options.model_config.get("extra") != "forbid":
+                raise PluginError(f"plugin {plugin!r}: options for {kind} {name!r} accept unknown keys (a typo would be "
+                                  f"ignored); derive them from cmcgns.plugins.Options")
             existing = self._components[kind].get(name)
             if existing is not None:
                 raise PluginError(

@@ -43,10 +43,10 @@ from cmcgns import distributed as ddp
 from cmcgns.samplers import kmeans
 from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
 from cmcgns.samplers.in_batch import info_nce
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class CMCGNSOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class CMCGNSOptions(Options):
     num_clusters: int = pydantic.Field(128, ge=2, description="K centroids (official 128)")
     cluster_on: Literal["candidates", "anchors"] = pydantic.Field(
         "candidates", description="candidates = the cross-modal features (cm-cgns); anchors = single-modal (cluster-ns)")
@@ -214,3 +214,12 @@ class CMCGNSSampler(NegativeSampler):
 
 def build(options: CMCGNSOptions, *, embed_dim: int) -> CMCGNSSampler:
     return CMCGNSSampler(options, embed_dim)
+
+
+@hookimpl
+def register_negative_samplers(register: Register) -> None:
+    register("cm-cgns", build, options=CMCGNSOptions,
+             description="cross-modal clustering-guided negatives: persistent centroids of the cross-modal candidates, "
+                         "2nd-nearest centroid as hard negative, BML on same-cluster pairs (paper)")
+    register("cluster-ns", build, options=ClusterNSOptions,
+             description="clustering-guided negatives on the single-modal anchors (single-modal baseline)")

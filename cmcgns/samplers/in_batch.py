@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pydantic
 import torch
 import torch.nn.functional as F
 
 from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
+from cmcgns.plugins import Options, Register, hookimpl
 
 
-class InBatchOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class InBatchOptions(Options):
+    """in-batch takes no options."""
 
 
 def info_nce(problem: ContrastiveProblem) -> torch.Tensor:
@@ -30,3 +30,8 @@ class InBatchSampler(NegativeSampler):
 
 def build(options: InBatchOptions, *, embed_dim: int) -> InBatchSampler:
     return InBatchSampler()
+
+
+@hookimpl
+def register_negative_samplers(register: Register) -> None:
+    register("in-batch", build, options=InBatchOptions, description="plain InfoNCE over the gathered batch")

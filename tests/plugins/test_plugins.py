@@ -18,6 +18,70 @@ def test_builtins_registered_through_hooks():
     assert reg.get("negative_sampler", "cm-cgns").source == "builtin"
 
 
+def test_each_builtin_registers_itself_beside_its_code():
+    """Every module in BUILTIN_PLUGINS carries the hook for its own components, and nothing else registers built-ins."""
+    import pluggy
+
+    from cmcgns.plugins import hookspecs
+    from cmcgns.plugins.registry import KINDS
+
+    seen: dict[str, str] = {}
+    for module_name in manager.BUILTIN_PLUGINS:
+        pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        pm.add_hookspecs(hookspecs)
+        pm.register(importlib.import_module(module_name))
+        reg = Registry()
+        for kind, hook in KINDS.items():
+            for impl in getattr(pm.hook, hook).get_hookimpls():
+                impl.function(register=reg.make_register(kind, module_name, "0", "builtin"))
+        names = [c.name for c in reg.components()]
+        assert names, f"{module_name} registers nothing"
+        for n in names:
+            assert n not in seen, f"{n} registered by {seen.get(n)} and {module_name}"
+            seen[n] = module_name
+    full = manager.build_registry()
+    assert set(seen) == {c.name for c in full.components() if c.source == "builtin"}
+    assert seen["cm-cgns"] == "cmcgns.samplers.cm_cgns" and seen["cm-mir"] == "cmcgns.heads.cm_mir"
+
+
+def test_registry_refuses_options_that_would_ignore_a_typo():
+    import pydantic
+
+    from cmcgns.plugins import Options
+
+    class Loose(pydantic.BaseModel):
+        k: int = 1
+
+    class Strict(Options):
+        k: int = 1
+
+    reg = Registry()
+    with pytest.raises(PluginError, match="accept unknown keys.*cmcgns.plugins.Options"):
+        reg.make_register("negative_sampler", "p", "1", "x")("loose", lambda o, **k: None, options=Loose)
+    reg.make_register("negative_sampler", "p", "1", "x")("strict", lambda o, **k: None, options=Strict)
+    from cmcgns.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="kk"):
+        reg.get("negative_sampler", "strict").validate_options({"kk": 2})
+
+
+def test_plugins_json_lists_each_components_options_with_types_and_defaults():
+    import json
+
+    from typer.testing import CliRunner
+
+    from cmcgns.cli.app import app
+
+    result = CliRunner().invoke(app, ["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    k = rows["cm-cgns"]["options"]["num_clusters"]
+    assert k["type"] == "int" and k["default"] == 128 and not k["required"] and "K" in k["description"]
+    assert rows["cm-mir"]["options"]["decoder_layers"]["default"] == 6
+    assert rows["hardest-k"]["options"]["k"]["default"] == 4
+    assert rows["in-batch"]["options"] == {}
+
+
 def test_example_third_party_plugin_is_discovered_and_can_be_disabled(monkeypatch):
     reg = manager.build_registry()
     comp = reg.get("negative_sampler", "hardest-k")
@@ -54,7 +118,9 @@ def test_plugin_raising_in_hook_is_reported(monkeypatch, tmp_path):
 
 
 def test_unknown_component_lists_available():
-    with pytest.raises(Exception, match="available: .*cm-cgns"):
+    from cmcgns.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="available: .*cm-cgns"):
         manager.build_registry().get("negative_sampler", "nope")
 
 

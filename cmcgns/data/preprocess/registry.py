@@ -8,6 +8,8 @@ from typing import Any, Callable, Literal
 
 import pydantic
 
+from cmcgns.plugins import Options, Register, hookimpl
+
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessor:
@@ -24,19 +26,17 @@ class Preprocessor:
         return self.run_fn(Path(source), Path(out), image_size, workers, **self.options)
 
 
-class MimicOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class MimicOptions(Options):
     min_sentences: int = pydantic.Field(1, ge=0)
     reports_root: Path | None = None
 
 
-class ChexpertOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class ChexpertOptions(Options):
     uncertain: Literal["ones", "zeros"] = "ones"
 
 
-def _factory(name: str, kind: str, module: str) -> Callable[[pydantic.BaseModel], Preprocessor]:
-    def build(options: pydantic.BaseModel) -> Preprocessor:
+def _factory(name: str, kind: str, module: str) -> Callable[[Options], Preprocessor]:
+    def build(options: Options) -> Preprocessor:
         import importlib
 
         fn = importlib.import_module(f"cmcgns.data.preprocess.{module}").preprocess
@@ -55,6 +55,7 @@ BUILTIN_DATASETS = [
 ]
 
 
-def register_builtin_datasets(register: Callable[..., None]) -> None:
+@hookimpl
+def register_datasets(register: Register) -> None:
     for name, kind, module, options, description in BUILTIN_DATASETS:
         register(name, _factory(name, kind, module), options=options, description=description)

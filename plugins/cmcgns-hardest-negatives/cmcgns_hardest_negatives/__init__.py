@@ -6,12 +6,11 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from cmcgns.plugins import hookimpl
+from cmcgns.plugins import Options, Register, hookimpl
 from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
 
 
-class HardestKOptions(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class HardestKOptions(Options):
     k: int = pydantic.Field(4, ge=1)
     skip_same_group: bool = pydantic.Field(
         False, description="never use rows of the anchor's own report as negatives (e.g. its other sentences)")
@@ -46,6 +45,6 @@ class HardestKSampler(NegativeSampler):
 
 
 @hookimpl
-def register_negative_samplers(register):
+def register_negative_samplers(register: Register) -> None:
     register("hardest-k", lambda options, *, embed_dim: HardestKSampler(options), options=HardestKOptions,
              description="InfoNCE over the positive and the k hardest negatives of the problem")

@@ -6,7 +6,7 @@
 Every variant trains the same network (ViT-tiny at 64 px + the offline all-MiniLM-L6-v2, embed 128,
 the paper's objective unless stated) from the same seed on the same data, through the real
 `cmcgns.training.pretrain.pretrain`, and is evaluated by the same code (`evaluate_model`) on the same
-held-out pairs (validate+test): image->report retrieval R@1/R@5 and a linear probe on frozen
+held-out pairs (val+test): image->report retrieval R@1/R@5 and a linear probe on frozen
 image features with 1 %, 10 % and 100 % of the training labels (1 %/10 %: mean of 5 seeded subsets,
 identical rows for every model; NaN when no label has enough positives). "random init" is the network
 pretraining starts from. Step time is the median seconds per optimiser step in the run's last stage
@@ -56,7 +56,7 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
     sampler_options = {"num_clusters": args.clusters, "ema_rate": 0.01} if v["sampler"] != "in-batch" else {}
     return PretrainConfig.model_validate({
         "run_dir": str(root / "runs" / f"{name.replace(' ', '_')}-{seed}"),
-        "data": {"manifest": str(root / "data" / "mimic-cxr"), "image_size": args.image_size, "eval_split": "validate+test"},
+        "data": {"manifest": str(root / "data" / "mimic-cxr"), "image_size": args.image_size, "eval_split": "val+test"},
         "model": {"image": {"name": "vit_tiny_patch16_224"}, "embed_dim": 128, "cross_attention": v.get("cross_attention", "sigmoid")},
         "sampler": {"name": v["sampler"], "options": sampler_options},
         "head": {"name": v["head"], "options": HEAD_OPTIONS[v["head"]]},

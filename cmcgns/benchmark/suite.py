@@ -11,22 +11,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from cmcgns.data.bootstrap import ensure_synthetic
-from cmcgns.data.preprocess.base import META_NAME
+from cmcgns.data.bootstrap import SYNTHETIC_STAMP
+from cmcgns.data.manifest import is_prepared
+from cmcgns.export import BackboneExport
 from cmcgns.downstream.base import TaskRun
 from cmcgns.io.atomic import append_jsonl
 from cmcgns.plugins.manager import get_registry
 
 RESULTS_NAME = "results.jsonl"
-
-
-def file_hash(path: Path | None) -> str:
-    if path is None or not Path(path).is_file():
-        return "random-init"
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def versions() -> dict[str, str]:
@@ -41,7 +33,7 @@ def versions() -> dict[str, str]:
 
 def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_size: int) -> Path:
     prepared = Path(data_root) / dataset
-    if (prepared / META_NAME).is_file() and not (prepared / "synthetic-key.json").is_file():
+    if is_prepared(prepared) and not (prepared / SYNTHETIC_STAMP).is_file():
         return prepared  # real (or user-provided) preprocessed data
     return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size)
 
@@ -53,7 +45,7 @@ def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_di
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
     rows = []
-    backbone_file = Path(backbone_dir) / "backbone.safetensors" if backbone_dir else None
+    weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
     for name, component in components.items():
         options = (task_options or {}).get(name, {})
         task = component.build(options)
@@ -66,7 +58,7 @@ def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_di
                 work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
                 metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
                 row = {"task": name, "dataset": task.dataset, "fraction": fraction, "seed": seed, "metrics": metrics,
-                       "config_hash": config_hash, "checkpoint_hash": file_hash(backbone_file), "versions": versions(),
+                       "config_hash": config_hash, "checkpoint_hash": weights, "versions": versions(),
                        "seconds": round(time.perf_counter() - start, 2), "time": dt.datetime.now(dt.timezone.utc).isoformat()}
                 append_jsonl(Path(out_dir) / RESULTS_NAME, row)
                 rows.append(row)

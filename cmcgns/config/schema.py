@@ -27,7 +27,8 @@ class PretrainData(Strict):
     num_workers: int | Literal["auto"] = pydantic.Field(
         "auto", description="loader processes; auto = CPUs per local rank (max 8) on CUDA, 0 on a CPU")
     train_split: str = "train"
-    eval_split: str = pydantic.Field("validate", description="split(s) for retrieval/linear-probe evaluation; '+' pools several, e.g. validate+test")
+    eval_split: str = pydantic.Field("val", description="split(s) for retrieval/linear-probe evaluation (train/val/test; "
+                                     "MIMIC's 'validate' is read as val); '+' pools several, e.g. val+test")
 
 
 class ImageModel(Strict):

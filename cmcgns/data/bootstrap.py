@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import META_NAME
+from cmcgns.data.manifest import is_prepared
 from cmcgns.data.synth.generate import generate
 from cmcgns.io.atomic import write_json
+
+SYNTHETIC_STAMP = "synthetic-key.json"  # marks a prepared folder as generated (and with which parameters)
 
 
 def ensure_synthetic(dataset: str, root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1) -> Path:
     raw, prepared = Path(root) / f"raw-{dataset}", Path(root) / dataset
     key = {"dataset": dataset, "studies": studies, "seed": seed, "raw_size": raw_size, "image_size": image_size}
-    stamp = prepared / "synthetic-key.json"
-    if (prepared / META_NAME).is_file() and stamp.is_file() and json.loads(stamp.read_text()) == key:
+    stamp = prepared / SYNTHETIC_STAMP
+    if is_prepared(prepared) and stamp.is_file() and json.loads(stamp.read_text()) == key:
         return prepared
     from cmcgns.plugins.manager import get_registry
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cmcgns.data.images import augment, load_image
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import read_manifest
 from cmcgns.errors import DataError
 
 
@@ -19,11 +19,11 @@ def _seed(*parts: object) -> int:
 
 class PairDataset(Dataset):
     def __init__(self, directory: Path, split: str, image_size: int, train: bool, seed: int = 0) -> None:
-        meta, rows = read_manifest(directory)
+        manifest = read_manifest(directory)
+        meta = manifest.meta
         if meta.get("kind") != "pretrain":
             raise DataError(f"{directory}: a {meta.get('kind')} manifest, pretraining needs a pretrain manifest (mimic-cxr)")
-        wanted = set(split.split("+"))  # "validate+test" pools splits (small evaluation sets)
-        self.rows = [r for r in rows if r["split"] in wanted]
+        self.rows = manifest.split(*split.split("+"))  # "val+test" pools splits (small evaluation sets)
         if not self.rows:
             raise DataError(f"{directory}: no rows in split {split!r} (have {sorted(meta.get('splits', {}))})")
         self.directory = Path(directory)

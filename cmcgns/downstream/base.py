@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from cmcgns.errors import DataError
+from cmcgns.export import BackboneExport
 
 
 @dataclasses.dataclass
@@ -30,22 +30,11 @@ class DownstreamTask(Protocol):
     def run(self, run: TaskRun) -> dict[str, float]: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class BackboneSpec:
-    timm_name: str
-    image_size: int
-    timm_file: Path | None
-    mm_file: Path | None
-
-
-def backbone_spec(backbone_dir: Path | None, default_name: str, default_size: int) -> BackboneSpec:
+def backbone_spec(backbone_dir: Path | None, default_name: str, default_size: int) -> BackboneExport:
+    """The export in `backbone_dir`, or a random-init description of the task's default network."""
     if backbone_dir is None:
-        return BackboneSpec(default_name, default_size, None, None)
-    meta_path = Path(backbone_dir) / "backbone.json"
-    if not meta_path.is_file():
-        raise DataError(f"{meta_path}: missing — pass the export/ folder of a finished pretrain run")
-    meta = json.loads(meta_path.read_text())
-    return BackboneSpec(meta["timm_model"], int(meta["image_size"]), Path(backbone_dir) / meta["timm_file"], Path(backbone_dir) / meta["mm_file"])
+        return BackboneExport.random_init(default_name, default_size)
+    return BackboneExport.read(backbone_dir)
 
 
 def fraction_subset(rows: list[dict], fraction: float, seed: int, label_key: str | None = None) -> list[dict]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from cmcgns.data.images import augment, load_image
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import read_manifest
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
@@ -61,12 +61,13 @@ class ClassificationTask:
 
     def run(self, run: TaskRun) -> dict[str, float]:
         opts = self.options
-        meta, rows = read_manifest(run.manifest_dir)
+        manifest = read_manifest(run.manifest_dir)
+        meta = manifest.meta
         names = opts.labels or list(meta.get("labels", []))
         if not names:
             raise DataError(f"{run.manifest_dir}: manifest lists no labels")
-        train = fraction_subset([r for r in rows if r["split"] == "train"], run.fraction, run.seed, names[0])
-        test = [r for r in rows if r["split"] == "test"] or [r for r in rows if r["split"] in ("val", "validate")]
+        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, names[0])
+        test = manifest.split("test") or manifest.split("val")
         if not train or not test:
             raise DataError(f"{run.manifest_dir}: needs train and test rows (have {meta.get('splits')})")
         spec = backbone_spec(run.backbone_dir, opts.backbone, opts.image_size)

@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 
 import pydantic
 
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import read_manifest, write_rows
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import CmcgnsError, DataError
-from cmcgns.io.atomic import write_json, write_jsonl
+from cmcgns.io.atomic import write_json
 from cmcgns.plugins import Options, Register, hookimpl
 
 
@@ -67,11 +67,12 @@ class DetectionTask:
         from cmcgns.downstream.mm.configs import detection_config
         from cmcgns.downstream.mm.runner import run_mm
 
-        meta, rows = read_manifest(run.manifest_dir)
+        manifest = read_manifest(run.manifest_dir)
+        meta = manifest.meta
         if meta.get("kind") != "detection" or "coco" not in meta:
             raise DataError(f"{run.manifest_dir}: not a detection manifest with COCO files")
         coco_train = json.loads((run.manifest_dir / meta["coco"]["train"]).read_text())
-        keep_names = {r["image"] for r in fraction_subset([r for r in rows if r["split"] == "train"], run.fraction, run.seed)}
+        keep_names = {r["image"] for r in fraction_subset(manifest.split("train"), run.fraction, run.seed)}
         images = [im for im in coco_train["images"] if im["file_name"] in keep_names]
         ids = {im["id"] for im in images}
         subset = dict(coco_train, images=images, annotations=[a for a in coco_train["annotations"] if a["image_id"] in ids])
@@ -100,16 +101,17 @@ class SegmentationTask:
         from cmcgns.downstream.mm.configs import segmentation_config
         from cmcgns.downstream.mm.runner import run_mm
 
-        meta, rows = read_manifest(run.manifest_dir)
+        manifest = read_manifest(run.manifest_dir)
+        rows = manifest.rows
         if not any("mask" in r for r in rows):
             raise DataError(f"{run.manifest_dir}: manifest has no masks")
         # a fraction view of the manifest: same images, train rows subsampled
         view = run.work_dir / "manifest_view"
         view.mkdir(parents=True, exist_ok=True)
-        train = fraction_subset([r for r in rows if r["split"] == "train"], run.fraction, run.seed, next(iter(rows[0]["labels"])))
-        kept = train + [r for r in rows if r["split"] != "train"]
+        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, next(iter(rows[0]["labels"])))
+        kept = train + manifest.split("val", "test")
         absolute = [dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept]
-        write_jsonl(view / "manifest.jsonl", absolute)
+        write_rows(view, absolute, manifest.meta)
         spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
         weight = self.options.foreground_weight
         if weight == "auto":

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary sibling, fsync, then rename over the target.
 
-A crash or an exception mid-write leaves the previous file (if any) untouched.
+A crash or an exception mid-write leaves the previous file (if any) untouched. Files get the
+permissions a plain open() would give (0666 less the user's umask), not mkstemp's 0600, so
+exports and results stay readable by a group that shares them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     if mode not in ("w", "wb"):
@@ -21,6 +29,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
             handle.flush()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import read_manifest
 from cmcgns.errors import DataError
 
 
 def report_corpus(manifest_dir: Path) -> list[str]:
-    _, rows = read_manifest(manifest_dir)
+    rows = read_manifest(manifest_dir).rows
     corpus = [s["text"] for r in rows for s in r.get("sentences", [])]
     if not corpus:
         raise DataError(f"{manifest_dir}: no report sentences to train a tokenizer on")

@@ -25,7 +25,7 @@ from cmcgns.plugins.manager import get_registry
 from cmcgns.training import checkpoint as ckpt
 from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
-from cmcgns.training.export import export_backbone
+from cmcgns.export import write_export
 from cmcgns.training.metrics_log import MetricsLog
 from cmcgns.training.runtime import (build_optimizer_kwargs, channels_last, enable_fast_paths, loader_options,
                                      loader_workers, resolve_precision, select_device, wrap_ddp)
@@ -203,7 +203,10 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
                                "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
                                "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
     if end == total and main:
-        summary["export"] = export_backbone(core.model.image_encoder.backbone, config.model.image.name, config.data.image_size, run_dir / "export")
+        export = write_export(run_dir / "export", core.model.image_encoder.backbone, config.model.image.name,
+                              config.data.image_size, config_hash=config_hash(config), run_id=run_dir.name)
+        summary["export"] = {"dir": str(export.directory), "timm": str(export.timm_file), "mm": str(export.mm_file),
+                             "weights": export.weights_id}
         if config.train.evaluate:
             summary["eval"] = evaluate_model(core.model, config, manifest, collate, device)
         write_json(run_dir / "summary.json", summary)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import read_manifest
 from cmcgns.data.preprocess.verify import verify
 from cmcgns.data.synth.generate import generate
 from cmcgns.errors import DataError
@@ -24,7 +24,8 @@ def test_preprocess_every_layout_with_damaged_files(tmp_path, dataset):
     assert sum(damaged.values()) >= 1, drop  # damaged studies are counted with a reason, not a crash
     assert set(damaged) <= {"missing_image", "unreadable_image", "empty_report", "missing_report"}
     assert verify(out) == []
-    meta, rows = read_manifest(out)
+    manifest = read_manifest(out)
+    meta, rows = manifest.meta, manifest.rows
     assert meta["schema_version"] == 1 and all(r["schema_version"] == 1 for r in rows)
     assert Image.open(out / rows[0]["image"]).size == (32, 32)
 
@@ -33,9 +34,9 @@ def test_mimic_keeps_official_splits_and_sentences(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     generate("mimic-cxr", raw, 80, seed=2, image_size=48)
     get_registry().get("dataset", "mimic-cxr").build({}).run(raw, out, 32, 2)
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     splits = {r["split"] for r in rows}
-    assert {"train", "validate", "test"} <= splits  # validate and test are not merged
+    assert {"train", "val", "test"} <= splits  # MIMIC's official validate becomes val; val and test are not merged
     row = rows[0]
     assert [s["index"] for s in row["sentences"]] == list(range(len(row["sentences"])))
     assert {s["section"] for s in row["sentences"]} <= {"findings", "impression"}
@@ -45,7 +46,7 @@ def test_siim_masks_match_rle(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     generate("siim", raw, 12, seed=0, image_size=64)
     get_registry().get("dataset", "siim").build({}).run(raw, out, 64, 1)
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     positives = [r for r in rows if r["labels"]["Pneumothorax"] == 1.0]
     assert positives
     mask = np.asarray(Image.open(out / positives[0]["mask"]))
@@ -70,7 +71,7 @@ def test_verify_reports_missing_image(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     generate("covidx", raw, 8, seed=0, image_size=48)
     get_registry().get("dataset", "covidx").build({}).run(raw, out, 32, 1)
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     (out / rows[0]["image"]).unlink()
     assert any("missing" in p for p in verify(out))
 

@@ -26,7 +26,8 @@ from PIL import Image
 from cmcgns.data.formats import siim_rle
 from cmcgns.data.formats.dicom import read_dicom_gray8, write_dicom
 from cmcgns.data.preprocess import chexpert, rsna, siim
-from cmcgns.data.preprocess.base import DropReport, read_manifest
+from cmcgns.data.manifest import read_manifest
+from cmcgns.data.preprocess.base import DropReport
 from cmcgns.data.preprocess.verify import verify
 from cmcgns.data.reports.sectioning import split_sections
 from cmcgns.data.reports.sentences import normalise, split_sentences
@@ -156,7 +157,7 @@ def test_rsna_preprocess_with_real_labels_scales_real_boxes(tmp_path, rsna_rows)
     out = tmp_path / "out"
     get_registry().get("dataset", "rsna").build({}).run(raw, out, 64, 1)
     assert verify(out) == []
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     assert [r["id"] for r in rows] == sorted(chosen)
     for row in rows:
         expected = sorted(
@@ -216,7 +217,7 @@ def test_siim_preprocess_with_real_rles(tmp_path, siim_csv):
     out = tmp_path / "out"
     get_registry().get("dataset", "siim").build({}).run(raw, out, 128, 1)
     assert verify(out) == []
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     assert len(rows) == len(ids)
     for row in rows:
         positive = rles[row["id"]] != ["-1"]
@@ -278,7 +279,7 @@ def test_real_chest_dicom_through_rsna_preprocess(tmp_path, pydicom_data):
         "patientId,x,y,width,height,Target\nreal-cr,184.1,391.0,368.2,782.0,1\nnot-a-dicom,,,,,0\n")
     out = tmp_path / "out"
     get_registry().get("dataset", "rsna").build({}).run(raw, out, 100, 1)
-    _, rows = read_manifest(out)
+    rows = read_manifest(out).rows
     drop = json.loads((out / "drop_report.json").read_text())
     assert [r["id"] for r in rows] == ["real-cr"] and drop["by_reason"] == {"unreadable_image": 1}
     x, y, bw, bh = rows[0]["boxes"][0]["bbox"]  # non-square 1955x1841 -> per-axis scaling

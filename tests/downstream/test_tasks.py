@@ -28,14 +28,13 @@ def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
 def test_classification_learns_synthetic_labels(data_root, tmp_path, mode):
     out = _run("covidx-cls", {"mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}, data_root, tmp_path)
     assert 0.0 <= out["auroc"] <= 1.0 and 0.0 <= out["acc"] <= 1.0
-    if mode == "linear":
-        assert out["auroc"] > 0.55  # consolidation vs none is visible even to random features
+    assert out["auroc"] > 0.55, out  # consolidation vs none is visible even from random-init features
 
 
-def test_label_fraction_subsets_training_rows(data_root, tmp_path):
-    small = _run("rsna-cls", {"epochs": 2, "image_size": 32}, data_root, tmp_path, fraction=0.1)
-    full = _run("rsna-cls", {"epochs": 2, "image_size": 32}, data_root, tmp_path, fraction=1.0)
-    assert small["train_rows"] < full["train_rows"]
+def test_a_task_trains_on_the_label_fraction_it_is_given(data_root, tmp_path):
+    small = _run("rsna-cls", {"epochs": 1, "image_size": 32}, data_root, tmp_path, fraction=0.1)
+    full = _run("rsna-cls", {"epochs": 1, "image_size": 32}, data_root, tmp_path / "full", fraction=1.0)
+    assert 2 <= small["train_rows"] <= 0.15 * full["train_rows"]
 
 
 @pytest.mark.mm
@@ -64,6 +63,26 @@ def test_mm_backbone_loads_our_export_with_backbone_prefix(tiny_pretrain_config)
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, exported["backbone." + key]), key
     assert len(backbone(torch.zeros(1, 3, 32, 32))) == 3
+
+
+@pytest.mark.mm
+def test_mm_backbone_reads_the_safetensors_export_itself_and_refuses_foreign_weights(tmp_path):
+    import timm
+    import torch
+
+    from cmcgns.downstream.mm.components import CMCGNSBackbone
+    from cmcgns.export import write_export
+
+    torch.manual_seed(0)
+    source = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    export = write_export(tmp_path / "export", source, "resnet18", 64)
+    backbone = CMCGNSBackbone("resnet18", 64, checkpoint=str(export.timm_file))
+    backbone.init_weights()  # what mmengine's runner calls after building the model
+    for key, value in source.state_dict().items():
+        assert torch.equal(backbone.encoder.state_dict()[key], value), key
+    wrong = CMCGNSBackbone("resnet34", 64, checkpoint=str(export.timm_file))
+    with pytest.raises(RuntimeError, match="keys do not match.*missing"):
+        wrong.init_weights()
 
 
 @pytest.mark.mm

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
-import json
 import multiprocessing
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -15,16 +13,12 @@ from typing import Any, Callable, Iterable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from cmcgns import __version__
 from cmcgns.data.formats.dicom import read_dicom_gray8
 from cmcgns.errors import DataError
-from cmcgns.io.atomic import write_json, write_jsonl
+from cmcgns.data.manifest import DROP_REPORT_NAME, write_manifest
+from cmcgns.io.atomic import write_json
 
-SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.jsonl"
 # Segmentation masks are single-channel PNGs holding class indices (0 background, 1 finding).
-META_NAME = "meta.json"
-DROP_REPORT_NAME = "drop_report.json"
 IMAGE_DIR = "images"
 
 
@@ -120,42 +114,9 @@ class PreprocessResult:
 
 def write_outputs(out: Path, dataset: str, kind: str, rows: list[dict], drops: DropReport, considered: int,
                   image_size: int, source: Path, extra_meta: dict[str, Any] | None = None) -> PreprocessResult:
-    for row in rows:
-        row["schema_version"] = SCHEMA_VERSION
-    splits = dict(collections.Counter(r["split"] for r in rows))
-    write_jsonl(out / MANIFEST_NAME, rows)
+    splits = write_manifest(out, dataset, kind, rows, image_size, source, extra_meta)
     write_json(out / DROP_REPORT_NAME, drops.to_dict(considered, len(rows)))
-    meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "kind": kind, "rows": len(rows), "splits": splits,
-            "image_size": image_size, "source": str(source), "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "cmcgns_version": __version__, **(extra_meta or {})}
-    write_json(out / META_NAME, meta)
     return PreprocessResult(out, len(rows), drops.total, splits)
-
-
-def read_manifest(directory: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    directory = Path(directory)
-    meta_path = directory / META_NAME
-    if not meta_path.is_file():
-        raise DataError(f"{meta_path}: missing; run `cmcgns preprocess` first")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{meta_path}: not valid JSON ({exc})") from None
-    if meta.get("schema_version") != SCHEMA_VERSION:
-        raise DataError(f"{meta_path}: schema version {meta.get('schema_version')} but this cmcgns reads {SCHEMA_VERSION}")
-    rows = []
-    manifest = directory / MANIFEST_NAME
-    if not manifest.is_file():
-        raise DataError(f"{manifest}: missing")
-    with manifest.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{manifest}:{lineno}: not valid JSON ({exc})") from None
-    return meta, rows
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cmcgns.data.preprocess.base import read_manifest
+from cmcgns.data.manifest import MANIFEST_NAME, META_NAME, read_manifest
 from cmcgns.errors import DataError
 
 
@@ -16,22 +16,23 @@ def verify(directory: Path, check_images: bool = True) -> list[str]:
     """Return a list of problems (empty when the folder is consistent)."""
     directory = Path(directory)
     try:
-        meta, rows = read_manifest(directory)
+        manifest = read_manifest(directory)
     except DataError as exc:
         return [str(exc)]
+    meta, rows = manifest.meta, manifest.rows
     problems = []
     if meta.get("rows") != len(rows):
-        problems.append(f"{directory / 'meta.json'}: says {meta.get('rows')} rows, manifest has {len(rows)}")
+        problems.append(f"{directory / META_NAME}: says {meta.get('rows')} rows, manifest has {len(rows)}")
     splits = dict(collections.Counter(r.get("split") for r in rows))
     if splits != meta.get("splits"):
-        problems.append(f"{directory / 'meta.json'}: split counts {meta.get('splits')} != manifest {splits}")
+        problems.append(f"{directory / META_NAME}: split counts {meta.get('splits')} != manifest {splits}")
     for i, row in enumerate(rows, 1):
         for key in ("image", "mask"):
             if key not in row:
                 continue
             path = directory / row[key]
             if not path.is_file():
-                problems.append(f"{directory / 'manifest.jsonl'}:{i}: {key} {row[key]} missing")
+                problems.append(f"{directory / MANIFEST_NAME}:{i}: {key} {row[key]} missing")
             elif check_images:
                 try:
                     with Image.open(path) as im:
@@ -39,11 +40,11 @@ def verify(directory: Path, check_images: bool = True) -> list[str]:
                 except Exception as exc:
                     problems.append(f"{path}: unreadable ({exc})")
         if meta.get("kind") == "pretrain" and not row.get("sentences"):
-            problems.append(f"{directory / 'manifest.jsonl'}:{i}: no sentences")
+            problems.append(f"{directory / MANIFEST_NAME}:{i}: no sentences")
     for split, name in (meta.get("coco") or {}).items():
         try:
             coco = json.loads((directory / name).read_text())
-            n = sum(1 for r in rows if r["split"] == split)
+            n = len(manifest.split(split))
             if len(coco["images"]) != n:
                 problems.append(f"{directory / name}: {len(coco['images'])} images but manifest split {split} has {n}")
         except (OSError, json.JSONDecodeError, KeyError) as exc:

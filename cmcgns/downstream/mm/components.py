@@ -4,14 +4,14 @@
 Importing this module registers (the OpenMMLab convention; nothing is copied into the
 installed mm packages):
 - ``CMCGNSBackbone`` in mmdet's and mmseg's MODELS: our timm ViT/ResNet encoder returning a
-  feature pyramid, initialised from a backbone-only export with ``prefix='backbone.'``;
+  feature pyramid; ``checkpoint=`` a backbone.safetensors export, loaded by the backbone itself
+  (safetensors, strict keys: no pickle path whatever torch's environment says);
 - ``CMCGNSSegDataset`` in mmseg's DATASETS: reads a cmcgns segmentation manifest split;
 - ``ForegroundDice`` in mmseg's METRICS: Dice of the finding class over the whole split.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -38,13 +38,29 @@ class CMCGNSBackbone(BaseModule):
     """timm encoder as an mm backbone. ViT patch tokens become a simple 3-level pyramid
     (strides p/2, p, 2p); ResNets return their last three stages."""
 
-    def __init__(self, timm_name: str, image_size: int, init_cfg=None) -> None:
+    def __init__(self, timm_name: str, image_size: int, checkpoint: str | None = None, init_cfg=None) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
 
         kwargs = {"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
         self.is_vit = hasattr(self.encoder, "blocks")
+        self.checkpoint = checkpoint
+
+    def init_weights(self) -> None:
+        """Load the export (mmengine calls this after building the model; the children's own
+        init_weights, e.g. timm's, would re-randomise them)."""
+        if not self.checkpoint:
+            super().init_weights()
+            return
+        from safetensors.torch import load_file
+
+        state = load_file(self.checkpoint)
+        missing, unexpected = self.encoder.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"{self.checkpoint}: keys do not match {type(self.encoder).__name__} "
+                               f"({len(missing)} missing, e.g. {missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+        self._is_init = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.is_vit:
@@ -71,10 +87,12 @@ class CMCGNSSegDataset(BaseSegDataset):
         super().__init__(data_root=str(manifest_dir), ann_file="", **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        rows = [json.loads(line) for line in (self.manifest_dir / "manifest.jsonl").read_text().splitlines() if line.strip()]
+        from cmcgns.data.manifest import read_manifest
+
+        rows = read_manifest(self.manifest_dir).split(self.split)
         return [dict(img_path=str(self.manifest_dir / r["image"]), seg_map_path=str(self.manifest_dir / r["mask"]),
                      label_map=None, reduce_zero_label=False, seg_fields=[], sample_idx=i)
-                for i, r in enumerate(r for r in rows if r["split"] == self.split)]
+                for i, r in enumerate(rows)]
 
 
 if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cmcgns.data.images import MEAN, STD
-from cmcgns.downstream.base import BackboneSpec
+from cmcgns.export import BackboneExport
 from cmcgns.downstream.mm.runner import COMPONENTS_MODULE
 
-PIXEL_MEAN = [MEAN * 255] * 3
-PIXEL_STD = [STD * 255] * 3
+def _pixels(spec: BackboneExport) -> dict[str, list[float]]:
+    """The export's normalisation in mm's 0-255 pixel units."""
+    return dict(mean=[m * 255 for m in spec.mean], std=[s * 255 for s in spec.std])
 
 
-def _backbone(spec: BackboneSpec) -> dict[str, Any]:
-    init = dict(type="Pretrained", checkpoint=str(spec.mm_file), prefix="backbone.") if spec.mm_file else None
-    return dict(type="CMCGNSBackbone", timm_name=spec.timm_name, image_size=spec.image_size, init_cfg=init)
+def _backbone(spec: BackboneExport) -> dict[str, Any]:
+    # the backbone reads the safetensors export itself (strict keys, no pickle); None = random init
+    return dict(type="CMCGNSBackbone", timm_name=spec.timm_name, image_size=spec.image_size,
+                checkpoint=str(spec.timm_file) if spec.timm_file else None)
 
 
 def _schedule(iters: int, lr: float, seed: int) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def _loader(dataset: dict[str, Any], batch_size: int, train: bool, collate: str 
     return loader
 
 
-def detection_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path, categories: list[str], train_ann: str,
+def detection_config(spec: BackboneExport, channels: list[int], manifest_dir: Path, categories: list[str], train_ann: str,
                      test_ann: str, iters: int, lr: float, batch_size: int, seed: int) -> dict[str, Any]:
     size = spec.image_size
     meta = dict(classes=tuple(categories))
@@ -62,7 +63,7 @@ def detection_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path
     strides = [8, 16, 32]  # both pyramids (ViT p/2, p, 2p with p=16; ResNet stages 3-5)
     model = dict(
         type="RetinaNet",
-        data_preprocessor=dict(type="DetDataPreprocessor", mean=PIXEL_MEAN, std=PIXEL_STD, bgr_to_rgb=True, pad_size_divisor=32),
+        data_preprocessor=dict(type="DetDataPreprocessor", **_pixels(spec), bgr_to_rgb=True, pad_size_divisor=32),
         backbone=_backbone(spec),
         neck=dict(type="FPN", in_channels=channels, out_channels=64, start_level=0, num_outs=3),
         bbox_head=dict(type="RetinaHead", num_classes=len(categories), in_channels=64, stacked_convs=2, feat_channels=64,
@@ -84,7 +85,7 @@ def detection_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path
     return cfg
 
 
-def segmentation_config(spec: BackboneSpec, channels: list[int], manifest_dir: Path, iters: int, lr: float,
+def segmentation_config(spec: BackboneExport, channels: list[int], manifest_dir: Path, iters: int, lr: float,
                         batch_size: int, seed: int, foreground_weight: float = 5.0) -> dict[str, Any]:
     size = spec.image_size
     train_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
@@ -98,7 +99,7 @@ def segmentation_config(spec: BackboneSpec, channels: list[int], manifest_dir: P
 
     model = dict(
         type="EncoderDecoder",
-        data_preprocessor=dict(type="SegDataPreProcessor", mean=PIXEL_MEAN, std=PIXEL_STD, bgr_to_rgb=True, pad_val=0,
+        data_preprocessor=dict(type="SegDataPreProcessor", **_pixels(spec), bgr_to_rgb=True, pad_val=0,
                                seg_pad_val=255, size=(size, size)),
         backbone=_backbone(spec),
         decode_head=dict(type="FCNHead", in_channels=channels[0], in_index=0, channels=64, num_convs=1, concat_input=False,

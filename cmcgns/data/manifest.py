@@ -1,0 +1,131 @@
+"""The prepared-dataset contract: what `cmcgns preprocess` writes and every reader reads.
+
+A prepared dataset folder holds `manifest.jsonl` (one row per image), `meta.json` (dataset, kind, split
+counts, schema version) and `drop_report.json`. File names, the schema version and the split
+vocabulary are spelled here and nowhere else.
+
+Splits are one vocabulary across datasets: `train`, `val`, `test`. Official names are mapped when rows
+are written and again when older manifests are read: MIMIC-CXR's `validate`, and `valid`/`validation`,
+become `val`. (Where an official split is used as the test set, as CheXpert's `valid` and
+Object-CXR's `dev` are under the MGCA protocol, the preprocessor says so and writes `test`.)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, Iterable, TypedDict
+
+from cmcgns import __version__
+from cmcgns.errors import DataError
+from cmcgns.io.atomic import write_json, write_jsonl
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.jsonl"
+META_NAME = "meta.json"
+DROP_REPORT_NAME = "drop_report.json"
+SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {"validate": "val", "valid": "val", "validation": "val"}
+
+
+class ManifestRow(TypedDict, total=False):
+    id: str
+    image: str  # relative to the prepared folder
+    split: str  # one of SPLITS
+    labels: dict[str, float | None]
+    sentences: list[dict[str, Any]]  # pretraining rows: report sentences with section and index
+    boxes: list[dict[str, Any]]  # detection rows: {"bbox": [x, y, w, h] in cached-image pixels, "category": ...}
+    mask: str  # segmentation rows: class-index PNG relative to the prepared folder
+    schema_version: int
+
+
+def canonical_split(name: str) -> str:
+    """`validate` -> `val`; unknown names are an error naming the vocabulary."""
+    split = SPLIT_ALIASES.get(str(name).strip().lower(), str(name).strip().lower())
+    if split not in SPLITS:
+        raise DataError(f"split {name!r}: not one of {', '.join(SPLITS)} (aliases: {', '.join(SPLIT_ALIASES)})")
+    return split
+
+
+@dataclasses.dataclass
+class Manifest:
+    directory: Path
+    meta: dict[str, Any]
+    rows: list[ManifestRow]
+
+    def split(self, *names: str) -> list[ManifestRow]:
+        """Rows of the given splits (aliases accepted), in manifest order."""
+        wanted = {canonical_split(n) for n in names}
+        return [r for r in self.rows if r["split"] in wanted]
+
+    def path(self, relative: str) -> Path:
+        return self.directory / relative
+
+
+def write_manifest(out: Path, dataset: str, kind: str, rows: list[dict], image_size: int, source: Path,
+                   extra_meta: dict[str, Any] | None = None) -> dict[str, int]:
+    """Write manifest.jsonl and meta.json (splits mapped to the vocabulary); returns the split counts."""
+    out = Path(out)
+    for row in rows:
+        row["split"] = canonical_split(row["split"])
+        row["schema_version"] = SCHEMA_VERSION
+    splits = dict(collections.Counter(r["split"] for r in rows))
+    write_jsonl(out / MANIFEST_NAME, rows)
+    meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "kind": kind, "rows": len(rows), "splits": splits,
+            "image_size": image_size, "source": str(source), "created": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "cmcgns_version": __version__, **(extra_meta or {})}
+    write_json(out / META_NAME, meta)
+    return splits
+
+
+def write_rows(out: Path, rows: Iterable[dict], meta: dict[str, Any]) -> None:
+    """A derived view of a manifest (e.g. a label-fraction subset) with the same meta."""
+    rows = list(rows)
+    write_jsonl(Path(out) / MANIFEST_NAME, rows)
+    write_json(Path(out) / META_NAME, {**meta, "rows": len(rows), "splits": dict(collections.Counter(r["split"] for r in rows))})
+
+
+def is_prepared(directory: Path) -> bool:
+    return (Path(directory) / META_NAME).is_file()
+
+
+def read_manifest(directory: Path) -> Manifest:
+    directory = Path(directory)
+    meta_path = directory / META_NAME
+    if not meta_path.is_file():
+        raise DataError(f"{meta_path}: missing; run `cmcgns preprocess DATASET --out {directory}` first")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{meta_path}: not valid JSON ({exc}); rerun `cmcgns preprocess`") from None
+    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+        version = meta.get("schema_version") if isinstance(meta, dict) else None
+        raise DataError(f"{meta_path}: schema version {version} but this cmcgns reads {SCHEMA_VERSION}; rerun `cmcgns preprocess`")
+    manifest = directory / MANIFEST_NAME
+    if not manifest.is_file():
+        raise DataError(f"{manifest}: missing; rerun `cmcgns preprocess`")
+    rows: list[ManifestRow] = []
+    with manifest.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{manifest}:{lineno}: not valid JSON ({exc})") from None
+            if not isinstance(row, dict) or "split" not in row or "image" not in row:
+                raise DataError(f"{manifest}:{lineno}: a row needs at least `image` and `split`")
+            try:
+                row["split"] = canonical_split(row["split"])
+            except DataError as exc:
+                raise DataError(f"{manifest}:{lineno}: {exc}") from None
+            rows.append(row)
+    if isinstance(meta.get("splits"), dict):
+        counts: dict[str, int] = collections.Counter()
+        for name, n in meta["splits"].items():
+            counts[SPLIT_ALIASES.get(name, name)] += n
+        meta["splits"] = dict(counts)
+    return Manifest(directory, meta, rows)

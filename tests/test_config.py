@@ -87,3 +87,18 @@ def test_component_options_can_be_set_without_naming_the_component():
     cfg = load_config(PretrainConfig, None, ["sampler.options.num_clusters=4", "head.options.decoder_layers=2"])
     assert (cfg.sampler.name, cfg.sampler.options) == ("cm-cgns", {"num_clusters": 4})
     assert (cfg.head.name, cfg.head.options) == ("cm-mir", {"decoder_layers": 2})
+
+
+@pytest.mark.parametrize("override, message", [
+    ("head.options.num_heads=3", "head.options.num_heads=3 does not divide model.embed_dim=128; use one of 1, 2, 4, 8, 16"),
+    ("model.pool_heads=5", "model.pool_heads=5 does not divide model.embed_dim=128"),
+])
+def test_heads_that_do_not_divide_the_width_fail_at_print_config_before_any_data(override, message, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cmcgns.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["pretrain", "-c", "demo", "--set", override, "--print-config"])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert not any(tmp_path.iterdir())  # nothing generated or written

@@ -12,13 +12,13 @@ import math
 from pathlib import Path
 
 import pydantic
-import yaml
 
+from cmcgns.config.loading import load_yaml_model, read_yaml_file
+from cmcgns.config.schema import Strict
 from cmcgns.errors import ConfigError
 
 
-class Expectation(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class Expectation(Strict):
     task: str
     fraction: float
     metric: str
@@ -39,20 +39,14 @@ class Expectation(pydantic.BaseModel):
         return max(lo, self.min if self.min is not None else -math.inf), min(hi, self.max if self.max is not None else math.inf)
 
 
+class ExpectedValues(pydantic.RootModel[list[Expectation]]):
+    pass
+
+
 def load_expected(path: Path) -> list[Expectation]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read expected values ({exc})") from None
-    if not isinstance(data, list):
+    if not isinstance(read_yaml_file(path, "expected values"), list):
         raise ConfigError(f"{path}: expected a YAML list of {{task, fraction, metric, value|min|max}} entries")
-    out = []
-    for i, item in enumerate(data):
-        try:
-            out.append(Expectation.model_validate(item))
-        except pydantic.ValidationError as exc:
-            raise ConfigError(f"{path}: entry {i}: {exc.errors()[0]['msg']}") from None
-    return out
+    return load_yaml_model(path, ExpectedValues, "expected values").root
 
 
 def check(summary: list[dict], expected: list[Expectation]) -> list[str]:

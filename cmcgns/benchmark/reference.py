@@ -12,21 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pydantic
-import yaml
 
-from cmcgns.errors import ConfigError
+from cmcgns.config.loading import load_yaml_model
+from cmcgns.config.schema import Strict
 
 
-class ReferenceEntry(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class ReferenceEntry(Strict):
     task: str
     fraction: float = pydantic.Field(gt=0, le=1)
     metric: str
     value: float | None = pydantic.Field(None, ge=0, le=1)
 
 
-class ReferenceTable(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class ReferenceTable(Strict):
     source: str
     entries: list[ReferenceEntry]
 
@@ -35,12 +33,4 @@ class ReferenceTable(pydantic.BaseModel):
 
 
 def load_reference(path: Path) -> ReferenceTable:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read reference table ({exc})") from None
-    try:
-        return ReferenceTable.model_validate(data)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(map(str, err['loc'])) or 'table'}: {err['msg']}") from None
+    return load_yaml_model(path, ReferenceTable, "reference table")

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
 
+from cmcgns.config.loading import load_yaml_model, read_yaml_file
+from cmcgns.config.schema import Strict
 from cmcgns.errors import ConfigError
 
 
-class SuiteFile(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
     fractions: list[float] = [1.0]
     seeds: list[int] = [0]
@@ -47,17 +47,9 @@ class SuiteFile(pydantic.BaseModel):
 
 def load_suite(path: Path) -> SuiteFile:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read suite file ({exc})") from None
-    if not isinstance(data, dict):
+    if not isinstance(read_yaml_file(path, "suite file"), dict):
         raise ConfigError(f"{path}: a suite file is a YAML mapping with tasks/fractions/seeds/options/expected")
-    try:
-        suite = SuiteFile.model_validate(data)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(map(str, err['loc'])) or 'suite'}: {err['msg']}") from None
+    suite = load_yaml_model(path, SuiteFile, "suite file")
     if suite.expected is not None and not suite.expected.is_absolute():
         suite.expected = path.parent / suite.expected
     return suite

@@ -85,8 +85,8 @@ def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="
     """
     from cmcgns.config import dump_config, load_config
     from cmcgns.config.packaged import describe_packaged
+    from cmcgns.config.resolve import resolve_components
     from cmcgns.config.schema import PretrainConfig
-    from cmcgns.training.pretrain import pretrain as run, resolve_components
 
     if list_configs:
         for name, description in describe_packaged():
@@ -98,6 +98,8 @@ def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="
     if print_config:
         console.print(dump_config(cfg), highlight=False)
         return
+    from cmcgns.training.pretrain import pretrain as run
+
     summary = run(cfg, resume=resume, progress=progress)
     console.print_json(json.dumps(summary))
 

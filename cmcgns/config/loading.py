@@ -57,6 +57,23 @@ def load_config(
         raise ConfigError(format_validation_error(source, exc)) from None
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """Any YAML document, with one error format: `PATH: cannot read WHAT (reason)`."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
+
+
+def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
+    """A YAML file validated into `model`; every error listed with its field path (format_validation_error)."""
+    data = read_yaml_file(path, what)
+    try:
+        return model.model_validate({} if data is None else data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(format_validation_error(f"{path} ({what})", exc)) from None
+
+
 def dump_config(config: pydantic.BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -15,13 +14,13 @@ from torch.utils.data import DataLoader
 
 from cmcgns.config.loading import dump_config, save_resolved_config
 from cmcgns.config.packaged import check_required
+from cmcgns.config.resolve import config_hash, resolve_components  # noqa: F401  (re-exported)
 from cmcgns.config.schema import PretrainConfig
 from cmcgns.data.bootstrap import ensure_synthetic_mimic
 from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
 from cmcgns.errors import ConfigError, DataError, TrainingError
 from cmcgns.io.atomic import write_json
 from cmcgns.models.text_encoder import load_tokenizer
-from cmcgns.plugins.manager import get_registry
 from cmcgns.training import checkpoint as ckpt
 from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
@@ -35,22 +34,6 @@ from cmcgns.training.task import PretrainTask, build_task
 
 
 REQUIRED_FIELDS = ["data.manifest", "model.text.path", "model.text.tokenizer_path", "model.image.pretrained_path"]
-
-
-def config_hash(config: PretrainConfig) -> str:
-    return hashlib.sha256(dump_config(config).encode()).hexdigest()[:16]
-
-
-def resolve_components(config: PretrainConfig) -> PretrainConfig:
-    """Validate sampler/head options through their plugins; store the completed options."""
-    registry = get_registry()
-    sampler = registry.get("negative_sampler", config.sampler.name)
-    config = config.model_copy(deep=True)
-    config.sampler.options = sampler.validate_options(config.sampler.options).model_dump(mode="json")
-    if config.head.name != "none":
-        head = registry.get("reconstruction_head", config.head.name)
-        config.head.options = head.validate_options(config.head.options).model_dump(mode="json")
-    return config
 
 
 def build_model(config: PretrainConfig) -> PretrainTask:

@@ -34,5 +34,5 @@ def test_reference_column_in_markdown_and_csv(tmp_path):
 def test_reference_values_must_be_fractions(tmp_path):
     ref = tmp_path / "ref.yaml"
     ref.write_text("source: test\nentries:\n  - {task: rsna-cls, fraction: 0.01, metric: auroc, value: 88.5}\n")
-    with pytest.raises(ConfigError, match="ref.yaml: entries.0.value"):
+    with pytest.raises(ConfigError, match=r"ref.yaml \(reference table\): invalid configuration\n  - entries.0.value: Input should be less than or equal to 1"):
         load_reference(ref)

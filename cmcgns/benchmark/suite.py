@@ -38,6 +38,13 @@ def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_siz
     return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size)
 
 
+def run_task(name: str, options: dict[str, Any] | None, fraction: float, seed: int, out_dir: Path, backbone_dir: Path | None,
+             data_root: Path, synthetic_studies: int = 120, device: str = "cpu") -> dict:
+    """One downstream run (`cmcgns finetune`): its results row, also appended to OUT/results.jsonl."""
+    return run_suite([name], [fraction], [seed], out_dir, backbone_dir, data_root, {name: dict(options or {})},
+                     synthetic_studies, device)[0]
+
+
 def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_dir: Path, backbone_dir: Path | None,
               data_root: Path, task_options: dict[str, dict[str, Any]] | None = None, synthetic_studies: int = 120,
               device: str = "cpu", on_result: Callable[[dict], None] | None = None) -> list[dict]:

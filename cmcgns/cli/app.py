@@ -18,7 +18,9 @@ app = typer.Typer(help="CM-CGNS: self-supervised joint learning from chest X-ray
                   add_completion=False, pretty_exceptions_enable=False)
 console = Console()
 
-SetOption = typer.Option(None, "--set", help="override, e.g. --set train.lr=1e-4 (repeatable)")
+def set_option(example: str, what: str) -> typer.models.OptionInfo:
+    """`--set key.sub=value`, the one override grammar of every command (repeatable)."""
+    return typer.Option(None, "--set", help=f"{what}, KEY.SUB=VALUE (repeatable), e.g. --set {example}")
 
 
 @app.callback(invoke_without_command=True)
@@ -48,7 +50,7 @@ def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgn
                path: Optional[Path] = typer.Argument(None, help="with 'verify': the preprocessed folder"),
                source: Optional[Path] = typer.Option(None, help="the dataset's official download folder"),
                out: Optional[Path] = typer.Option(None, help="output folder for manifests and the image cache"),
-               image_size: int = typer.Option(256), workers: int = typer.Option(1), option: Optional[list[str]] = SetOption) -> None:
+               image_size: int = typer.Option(256), workers: int = typer.Option(1), option: Optional[list[str]] = set_option("uncertain=zeros", "dataset option")) -> None:
     """Official download layout -> manifests, resized image cache and a drop report (or verify a result)."""
     if dataset == "verify":
         from cmcgns.data.preprocess.verify import verify
@@ -73,7 +75,7 @@ def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgn
 @app.command()
 @reports_errors
 def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file, or a packaged config name (see --list-configs)"),
-             overrides: Optional[list[str]] = SetOption,
+             overrides: Optional[list[str]] = set_option("train.lr=1e-4 --set sampler.options.num_clusters=64", "config override"),
              sampler: Optional[str] = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
              resume: Optional[str] = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
              print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
@@ -111,15 +113,16 @@ def finetune(task: str = typer.Option(..., help="downstream task plugin, e.g. rs
              seed: int = typer.Option(0), backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
              data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
              out: Path = typer.Option(Path("runs/finetune")), mode: Optional[str] = typer.Option(None, help="linear | finetune (classification)"),
-             option: Optional[list[str]] = SetOption) -> None:
-    """Train and evaluate one downstream task."""
-    from cmcgns.benchmark.suite import run_suite
+             option: Optional[list[str]] = set_option("epochs=5", "task option")) -> None:
+    """Train and evaluate one downstream task.
 
-    opts = parse_options(option)
-    if mode:
-        opts["mode"] = mode
-    rows = run_suite([task], [fraction], [seed], out, backbone, data_root, {task: opts})
-    console.print_json(json.dumps(rows[0]["metrics"]))
+    Example: cmcgns finetune --task rsna-cls --fraction 0.01 --backbone RUN/export --set epochs=5
+    """
+    from cmcgns.benchmark.suite import run_task
+
+    opts = parse_options(option) | ({"mode": mode} if mode else {})
+    row = run_task(task, opts, fraction, seed, out, backbone, data_root)
+    console.print_json(json.dumps(row["metrics"]))
 
 
 @app.command()
@@ -133,42 +136,32 @@ def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated ta
               suite: Optional[Path] = typer.Option(None, help="suite YAML (tasks, fractions, seeds, options, expected); flags override it"),
               reference: Optional[Path] = typer.Option(None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"),
               synthetic_studies: Optional[int] = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
-              option: Optional[list[str]] = SetOption) -> None:
-    """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate."""
-    from cmcgns.benchmark.gate import check, load_expected
-    from cmcgns.benchmark.reference import load_reference
-    from cmcgns.benchmark.suite import run_suite
-    from cmcgns.benchmark.suite_file import SuiteFile, load_suite
-    from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
+              option: Optional[list[str]] = set_option("rsna-cls.epochs=5", "task option, prefixed by the task")) -> None:
+    """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate.
 
-    spec = load_suite(suite) if suite else None
-    if spec is None and not tasks:
+    Example: cmcgns benchmark --tasks rsna-cls,siim-seg --fractions 0.01,0.1,1 --seeds 0,1,2 --backbone RUN/export
+    --set rsna-cls.epochs=5
+    """
+    from cmcgns.benchmark.run import run_benchmark
+    from cmcgns.benchmark.suite_file import SuiteFile, load_suite
+
+    if suite is None and not tasks:
         raise ConfigError("give --tasks or --suite")
     try:
-        fraction_list = [float(f) for f in fractions.split(",") if f] if fractions else (spec.fractions if spec else [1.0])
-        seed_list = [int(s) for s in seeds.split(",") if s] if seeds else (spec.seeds if spec else [0])
+        fraction_list = [float(f) for f in fractions.split(",") if f] if fractions else None
+        seed_list = [int(s) for s in seeds.split(",") if s] if seeds else None
     except ValueError as exc:
         raise ConfigError(f"--fractions/--seeds: {exc}") from None
-    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else spec.tasks
-    task_options = {name: dict(opts) for name, opts in (spec.options if spec else {}).items() if name in names}
-    for name, opts in parse_options(option).items():
-        task_options.setdefault(name, {}).update(opts)
-    expected = expected or (spec.expected if spec else None)
-    synthetic_studies = synthetic_studies or (spec.synthetic_studies if spec else SuiteFile.model_fields["synthetic_studies"].default)
-    expectations = load_expected(expected) if expected else []
-    reference_values = load_reference(reference).lookup() if reference else None
-    unknown = set(task_options) - set(names)
-    if unknown:
-        raise ConfigError(f"--set names task(s) not in --tasks: {', '.join(sorted(unknown))}")
-    rows = run_suite(names, fraction_list, seed_list, out, backbone, data_root, task_options, synthetic_studies,
-                     on_result=lambda r: console.print(f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False))
-    summary = aggregate(rows)
-    write_tables(summary, out, reference_values)
-    console.print(markdown_table(summary, reference_values), highlight=False)
-    failures = check(summary, expectations)
-    for f in failures:
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    base = load_suite(suite) if suite else SuiteFile(tasks=names)
+    spec = base.with_overrides(tasks=names, fractions=fraction_list, seeds=seed_list, options=parse_options(option),
+                               expected=expected, synthetic_studies=synthetic_studies)
+    report = run_benchmark(spec, out, backbone, data_root, reference,
+                           on_result=lambda r: console.print(f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False))
+    console.print(report.table, highlight=False)
+    for f in report.failures:
         console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
-    if failures:
+    if report.failures:
         raise typer.Exit(1)
 
 

@@ -10,6 +10,9 @@ import pydantic
 from cmcgns.errors import ConfigError, PluginError
 from cmcgns.plugins.options import NoOptions
 
+# names a plugin cannot take because a command already gives them a meaning (`cmcgns preprocess verify DIR`)
+RESERVED_NAMES: dict[str, set[str]] = {"dataset": {"verify"}}
+
 KINDS: dict[str, str] = {
     "negative_sampler": "register_negative_samplers",
     "reconstruction_head": "register_reconstruction_heads",
@@ -73,6 +76,8 @@ class Registry:
         ) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
+            if name in RESERVED_NAMES.get(kind, set()):
+                raise PluginError(f"plugin {plugin!r} registered a {kind} named {name!r}, a name reserved by the command line")
             if not callable(factory):
                 raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable factory")
             if options is not None and not (isinstance(options, type) and issubclass(options, pydantic.BaseModel)):

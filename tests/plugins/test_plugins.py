@@ -44,6 +44,11 @@ def test_each_builtin_registers_itself_beside_its_code():
     assert seen["cm-cgns"] == "cmcgns.samplers.cm_cgns" and seen["cm-mir"] == "cmcgns.heads.cm_mir"
 
 
+def test_a_dataset_plugin_cannot_take_the_name_of_preprocess_verify():
+    with pytest.raises(PluginError, match="'verify', a name reserved"):
+        Registry().make_register("dataset", "p", "1", "x")("verify", lambda o: None)
+
+
 def test_registry_refuses_options_that_would_ignore_a_typo():
     import pydantic
 

@@ -1,9 +1,9 @@
 # Two entry points on a fresh machine (both create/reuse the venv, see scripts/venv.sh):
 #   make demo   - synthetic data -> preprocess -> CM-CGNS pretrain -> downstream benchmark
 #   make test   - the test suite (includes the mm detection/segmentation paths)
-.PHONY: demo test test-fast venv
+.PHONY: demo test test-fast check venv
 
-VENV = $(shell bash scripts/venv.sh)
+VENV := $(shell bash scripts/venv.sh)
 DEMO_DIR ?= runs/demo
 
 venv:
@@ -14,8 +14,14 @@ demo:
 	$(VENV)/bin/cmcgns benchmark --tasks rsna-cls,covidx-cls,rsna-det,siim-seg --fractions 0.1,1.0 --seeds 0 \
 	  --backbone $(DEMO_DIR)/pretrain/export --data-root $(DEMO_DIR)/data --out $(DEMO_DIR)/benchmark
 
-test:
+test: check
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# format, lint (ruff) and the contract modules' types (mypy): configured in pyproject.toml
+check:
+	$(VENV)/bin/ruff format --check --quiet cmcgns tests benchmarks plugins
+	$(VENV)/bin/ruff check --quiet cmcgns tests benchmarks plugins
+	$(VENV)/bin/mypy
 
 # the inner loop: everything but multi-process runs, the OpenMMLab paths and real offline material
 test-fast:

@@ -33,14 +33,35 @@ VARIANTS: dict[str, dict] = {
     "cm-cgns + CM-MIR (paper)": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "cm-mir"},
     "cm-cgns + mae-pixel": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "mae-pixel"},
     # not the official setting: softmax cross-attention and a sharper local report loss
-    "cm-cgns, softmax attention, local T 0.1": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "none",
-                                                "cross_attention": "softmax", "local_report_temperature": 0.1},
-    "in-batch, softmax attention, local T 0.1": {"sampler": "in-batch", "sampler_on": "local_report", "head": "none",
-                                                 "cross_attention": "softmax", "local_report_temperature": 0.1},
+    "cm-cgns, softmax attention, local T 0.1": {
+        "sampler": "cm-cgns",
+        "sampler_on": "local_report",
+        "head": "none",
+        "cross_attention": "softmax",
+        "local_report_temperature": 0.1,
+    },
+    "in-batch, softmax attention, local T 0.1": {
+        "sampler": "in-batch",
+        "sampler_on": "local_report",
+        "head": "none",
+        "cross_attention": "softmax",
+        "local_report_temperature": 0.1,
+    },
 }
 DEFAULT_VARIANTS = list(VARIANTS)[:6]
-HEAD_OPTIONS = {"cm-mir": {"num_heads": 4, "decoder_layers": 2, "ffn_dim": 256, "upsampler_channels": 64}, "mae-pixel": {}, "none": {}}
-METRICS = ["retrieval_r1", "retrieval_r5", "linear_probe_auc_1pct", "linear_probe_auc_10pct", "linear_probe_auc", "step_seconds"]
+HEAD_OPTIONS = {
+    "cm-mir": {"num_heads": 4, "decoder_layers": 2, "ffn_dim": 256, "upsampler_channels": 64},
+    "mae-pixel": {},
+    "none": {},
+}
+METRICS = [
+    "retrieval_r1",
+    "retrieval_r5",
+    "linear_probe_auc_1pct",
+    "linear_probe_auc_10pct",
+    "linear_probe_auc",
+    "step_seconds",
+]
 
 
 def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
@@ -54,17 +75,37 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
     else:
         stages[0]["steps"] = args.steps
     sampler_options = {"num_clusters": args.clusters, "ema_rate": 0.01} if v["sampler"] != "in-batch" else {}
-    return PretrainConfig.model_validate({
-        "run_dir": str(root / "runs" / f"{name.replace(' ', '_')}-{seed}"),
-        "data": {"manifest": str(root / "data" / "mimic-cxr"), "image_size": args.image_size, "eval_split": "val+test"},
-        "model": {"image": {"name": "vit_tiny_patch16_224"}, "embed_dim": 128, "cross_attention": v.get("cross_attention", "sigmoid")},
-        "sampler": {"name": v["sampler"], "options": sampler_options},
-        "head": {"name": v["head"], "options": HEAD_OPTIONS[v["head"]]},
-        "objective": {"sampler_on": v["sampler_on"], "local_report_temperature": v.get("local_report_temperature", 1.0)},
-        "train": {"batch_size": args.batch, "lr": 3e-4, "warmup_steps": 10, "log_every": max(1, min(10, args.steps // 4)), "checkpoint_every": args.steps,
-                  "tensorboard": False, "seed": seed},
-        "stages": stages,
-    })
+    return PretrainConfig.model_validate(
+        {
+            "run_dir": str(root / "runs" / f"{name.replace(' ', '_')}-{seed}"),
+            "data": {
+                "manifest": str(root / "data" / "mimic-cxr"),
+                "image_size": args.image_size,
+                "eval_split": "val+test",
+            },
+            "model": {
+                "image": {"name": "vit_tiny_patch16_224"},
+                "embed_dim": 128,
+                "cross_attention": v.get("cross_attention", "sigmoid"),
+            },
+            "sampler": {"name": v["sampler"], "options": sampler_options},
+            "head": {"name": v["head"], "options": HEAD_OPTIONS[v["head"]]},
+            "objective": {
+                "sampler_on": v["sampler_on"],
+                "local_report_temperature": v.get("local_report_temperature", 1.0),
+            },
+            "train": {
+                "batch_size": args.batch,
+                "lr": 3e-4,
+                "warmup_steps": 10,
+                "log_every": max(1, min(10, args.steps // 4)),
+                "checkpoint_every": args.steps,
+                "tensorboard": False,
+                "seed": seed,
+            },
+            "stages": stages,
+        }
+    )
 
 
 def evaluate_initial(config) -> dict[str, float]:
@@ -114,8 +155,12 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--clusters", type=int, default=32)
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--variants", default="default", help="';'-separated names from VARIANTS, 'default' (the first six) or 'all'")
-    ap.add_argument("--no-random-init", action="store_true", help="skip the random-init evaluation (e.g. when adding variants)")
+    ap.add_argument(
+        "--variants", default="default", help="';'-separated names from VARIANTS, 'default' (the first six) or 'all'"
+    )
+    ap.add_argument(
+        "--no-random-init", action="store_true", help="skip the random-init evaluation (e.g. when adding variants)"
+    )
     ap.add_argument("--root", type=Path, default=Path("runs/ablation"), help="data and run folders")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ablation.jsonl"))
     ap.add_argument("--summarise-only", action="store_true", help="print the table of --out and exit")
@@ -126,15 +171,24 @@ def main() -> None:
     from cmcgns.data.bootstrap import ensure_synthetic
     from cmcgns.training.pretrain import pretrain
 
-    names = {"all": list(VARIANTS), "default": DEFAULT_VARIANTS}.get(args.variants) or [n.strip() for n in args.variants.split(";")]
+    names = {"all": list(VARIANTS), "default": DEFAULT_VARIANTS}.get(args.variants) or [
+        n.strip() for n in args.variants.split(";")
+    ]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
     ensure_synthetic("mimic-cxr", args.root / "data", args.studies, 0, 128, args.image_size, workers=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    setting = {"studies": args.studies, "steps": args.steps, "batch": args.batch, "image_size": args.image_size,
-               "clusters": args.clusters, "device": "cpu", "torch_threads": torch.get_num_threads()}
+    setting = {
+        "studies": args.studies,
+        "steps": args.steps,
+        "batch": args.batch,
+        "image_size": args.image_size,
+        "clusters": args.clusters,
+        "device": "cpu",
+        "torch_threads": torch.get_num_threads(),
+    }
     for seed in [int(s) for s in args.seeds.split(",")]:
         if not args.no_random_init:
             base = evaluate_initial(config_for(args.root, args, "in-batch", seed))
@@ -143,8 +197,14 @@ def main() -> None:
             config = config_for(args.root, args, name, seed)
             t = time.perf_counter()
             summary = pretrain(config, progress=False)
-            row = {"variant": name, "seed": seed, **summary["eval"], "step_seconds": step_seconds(config.run_dir),
-                   "train_seconds": round(time.perf_counter() - t, 1), **setting}
+            row = {
+                "variant": name,
+                "seed": seed,
+                **summary["eval"],
+                "step_seconds": step_seconds(config.run_dir),
+                "train_seconds": round(time.perf_counter() - t, 1),
+                **setting,
+            }
             rows.append(row)
             with args.out.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")

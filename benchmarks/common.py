@@ -3,6 +3,7 @@ BERT-base-sized random text encoder (no download) and reports padded to real-MIM
 
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -39,8 +40,17 @@ def long_reports(items: list[dict], pool: list[list[str]], tokenizer, tokens: in
     return out
 
 
-def paper_variants(root: Path, image: str, image_size: int, precision: str, batch: int, config: str = "cm-cgns-vit-b16",
-                   extra: list[str] | None = None, studies: int = 0, data_root: Path | None = None):
+def paper_variants(
+    root: Path,
+    image: str,
+    image_size: int,
+    precision: str,
+    batch: int,
+    config: str = "cm-cgns-vit-b16",
+    extra: list[str] | None = None,
+    studies: int = 0,
+    data_root: Path | None = None,
+):
     """(manifest, {name: (resolved config, reconstruction)}) for the plain CLIP step, stage I and stage II."""
     from cmcgns.config.loading import load_config
     from cmcgns.config.schema import PretrainConfig
@@ -50,22 +60,37 @@ def paper_variants(root: Path, image: str, image_size: int, precision: str, batc
     text = bert_base_folder(root)
     manifest = ensure_synthetic("mimic-cxr", data_root or root, max(48, batch * 4, studies), 0, 256, image_size)
     pooling = "cls" if "patch" in image else "attention"
-    overrides = [f"data.manifest={manifest}", f"data.image_size={image_size}", f"model.text.path={text}",
-                 "model.image.pretrained_path=null", f"model.image.name={image}", f"model.image.pooling={pooling}",
-                 f"train.precision={precision}", f"train.batch_size={batch}", "sampler.options.init_threshold=1.0",
-                 "sampler.options.num_clusters=8"] + list(extra or [])
+    overrides = [
+        f"data.manifest={manifest}",
+        f"data.image_size={image_size}",
+        f"model.text.path={text}",
+        "model.image.pretrained_path=null",
+        f"model.image.name={image}",
+        f"model.image.pooling={pooling}",
+        f"train.precision={precision}",
+        f"train.batch_size={batch}",
+        "sampler.options.init_threshold=1.0",
+        "sampler.options.num_clusters=8",
+    ] + list(extra or [])
 
     def variant(sampler: str, local: float, head: str):
-        sets = overrides + [f"sampler.name={sampler}", f"objective.weights.local_image={local}",
-                            f"objective.weights.local_report={local}", f"head.name={head}"]
+        sets = overrides + [
+            f"sampler.name={sampler}",
+            f"objective.weights.local_image={local}",
+            f"objective.weights.local_report={local}",
+            f"head.name={head}",
+        ]
         if head == "none":
             sets += ["head.options={}", "stages=[{name: a, epochs: 1}]"]
         if sampler != "cm-cgns":
             sets += ["sampler.options={}"]
         return resolve_components(load_config(PretrainConfig, config, sets))
 
-    return manifest, {"clip": (variant("in-batch", 0.0, "none"), False), "stage I": (variant("cm-cgns", 1.0, "cm-mir"), False),
-                      "stage II": (variant("cm-cgns", 1.0, "cm-mir"), True)}
+    return manifest, {
+        "clip": (variant("in-batch", 0.0, "none"), False),
+        "stage I": (variant("cm-cgns", 1.0, "cm-mir"), False),
+        "stage II": (variant("cm-cgns", 1.0, "cm-mir"), True),
+    }
 
 
 def padded_batch(config, manifest: Path, batch: int, tokens: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -75,18 +100,27 @@ def padded_batch(config, manifest: Path, batch: int, tokens: int, device: torch.
     collate = build_collator(config)
     ds = PairDataset(manifest, "train", config.data.image_size, train=True)
     items = [ds[i] for i in range(batch)]
-    items = long_reports(items, [ds[i]["sentences"] for i in range(len(ds))], collate.tokenizer, tokens, config.data.max_sentences)
+    items = long_reports(
+        items, [ds[i]["sentences"] for i in range(len(ds))], collate.tokenizer, tokens, config.data.max_sentences
+    )
     return {k: v.to(device) for k, v in collate(items).items()}
 
 
-def setup_variants(root: Path, args, device: torch.device, precision: str, names: tuple[str, ...] = ("clip", "stage I", "stage II"),
-                   studies: int = 0):
+def setup_variants(
+    root: Path,
+    args,
+    device: torch.device,
+    precision: str,
+    names: tuple[str, ...] = ("clip", "stage I", "stage II"),
+    studies: int = 0,
+):
     """The paper variants on a padded batch: (manifest, configs, batch, tasks, optimisers), every task
     built from the same seed. `args` needs image, image_size, batch and tokens."""
     from cmcgns.training.pretrain import build_model, build_optimizer
 
-    manifest, configs = paper_variants(root, args.image, args.image_size, precision, args.batch, studies=studies,
-                                       data_root=args.data_root)
+    manifest, configs = paper_variants(
+        root, args.image, args.image_size, precision, args.batch, studies=studies, data_root=args.data_root
+    )
     configs = {k: configs[k] for k in names}
     batch = padded_batch(configs["stage II"][0], manifest, args.batch, args.tokens, device)
     tasks, optimizers = {}, {}
@@ -97,7 +131,7 @@ def setup_variants(root: Path, args, device: torch.device, precision: str, names
     return manifest, configs, batch, tasks, optimizers
 
 
-def scale_arguments(precision: str) -> "argparse.ArgumentParser":
+def scale_arguments(precision: str) -> argparse.ArgumentParser:
     """The arguments every paper-scale benchmark takes (network, batch, report length, device)."""
     import argparse
 
@@ -109,6 +143,10 @@ def scale_arguments(precision: str) -> "argparse.ArgumentParser":
     ap.add_argument("--tokens", type=int, default=110)
     ap.add_argument("--precision", default=precision, choices=["auto", "fp32", "bf16", "fp16"])
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--data-root", type=Path, default=None,
-                    help="folder to keep (and reuse) the synthetic MIMIC-CXR data in; default a temporary folder")
+    ap.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="folder to keep (and reuse) the synthetic MIMIC-CXR data in; default a temporary folder",
+    )
     return ap

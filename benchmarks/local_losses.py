@@ -72,7 +72,9 @@ def main() -> None:
 
     device = select_device(args.device)
     b, p, t, m = args.batch, args.patches, args.tokens, args.sentences
-    print(f"device {device}, B={b}, {p} patches, {t} tokens in {m} sentences; forward + backward, median of {args.repeats}")
+    print(
+        f"device {device}, B={b}, {p} patches, {t} tokens in {m} sentences; forward + backward, median of {args.repeats}"
+    )
     for dim in [int(d) for d in args.dims.split(",")]:
         torch.manual_seed(0)
         patches = torch.randn(b, p, dim, device=device, requires_grad=True)

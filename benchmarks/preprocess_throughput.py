@@ -1,6 +1,6 @@
 """Preprocess throughput (images/s) per dataset layout, 1 worker vs N workers, in one run.
 
-    python benchmarks/preprocess_throughput.py [--n 200] [--workers 2]
+python benchmarks/preprocess_throughput.py [--n 200] [--workers 2]
 """
 
 from __future__ import annotations

@@ -48,11 +48,14 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     full = tasks["stage II"]
-    counts = {"image": sum(p.numel() for p in full.model.image_encoder.parameters()) / 1e6,
-              "text": sum(p.numel() for p in full.model.text_encoder.parameters()) / 1e6,
-              "cm-mir head": sum(p.numel() for p in full.objective.head.parameters()) / 1e6}
-    counts["cross-attention + pooling + projections + predictor"] = (
-        sum(p.numel() for p in full.parameters()) / 1e6 - sum(counts.values()))
+    counts = {
+        "image": sum(p.numel() for p in full.model.image_encoder.parameters()) / 1e6,
+        "text": sum(p.numel() for p in full.model.text_encoder.parameters()) / 1e6,
+        "cm-mir head": sum(p.numel() for p in full.objective.head.parameters()) / 1e6,
+    }
+    counts["cross-attention + pooling + projections + predictor"] = sum(
+        p.numel() for p in full.parameters()
+    ) / 1e6 - sum(counts.values())
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     seconds: dict[str, list[float]] = {name: [] for name in tasks}
@@ -63,25 +66,42 @@ def main() -> None:
                 torch.cuda.synchronize()
             t = time.perf_counter()
             scaler = torch.amp.GradScaler(device.type, enabled=False)
-            loss, losses = train_step(task, task.parameters, lambda: batch, step, configs[name][1], optimizers[name], scaler,
-                                      StepSettings(device, precision))
+            loss, losses = train_step(
+                task,
+                task.parameters,
+                lambda: batch,
+                step,
+                configs[name][1],
+                optimizers[name],
+                scaler,
+                StepSettings(device, precision),
+            )
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if step:
                 seconds[name].append(time.perf_counter() - t)
             last[name] = {k: round(float(v.detach()), 4) for k, v in losses.items()}
             assert torch.isfinite(loss), (name, last[name])
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    peak = (
+        torch.cuda.max_memory_allocated() / 2**30
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    )
     tokens = float(batch["attention_mask"].sum(1).float().mean())
-    print(f"{args.image} @{args.image_size}px + BERT-base (hidden {full.model.text_encoder.dim}), embed 768, {device}, "
-          f"{precision}, batch {args.batch}, {tokens:.0f} tokens per report, {torch.get_num_threads()} threads")
+    print(
+        f"{args.image} @{args.image_size}px + BERT-base (hidden {full.model.text_encoder.dim}), embed 768, {device}, "
+        f"{precision}, batch {args.batch}, {tokens:.0f} tokens per report, {torch.get_num_threads()} threads"
+    )
     print("parameters (M): " + ", ".join(f"{k} {v:.1f}" for k, v in counts.items()))
     clip = statistics.median(seconds["clip"])
     for name, values in seconds.items():
         med = statistics.median(values)
-        print(f"{name:9s} {med:7.2f} s/step (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})  {med / clip:5.2f}x clip")
-    print(f"peak memory {peak:.2f} GiB ({'CUDA allocator' if device.type == 'cuda' else 'process RSS, all three models'})")
+        print(
+            f"{name:9s} {med:7.2f} s/step (min {min(values):.2f}, max {max(values):.2f}, n={len(values)})  {med / clip:5.2f}x clip"
+        )
+    print(
+        f"peak memory {peak:.2f} GiB ({'CUDA allocator' if device.type == 'cuda' else 'process RSS, all three models'})"
+    )
     print(f"stage II losses at the last step: {last['stage II']}")
 
 

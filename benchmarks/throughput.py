@@ -51,6 +51,7 @@ def count_host_reads():
         def counted(self, *a, **k):
             counts[name] = counts.get(name, 0) + 1
             return original(self, *a, **k)
+
         return counted
 
     for n in names:
@@ -67,8 +68,9 @@ def run_step(task, optimizer, batch, step, reconstruction, device, precision):
     from cmcgns.training.step import StepSettings, train_step
 
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16" and device.type == "cuda")
-    loss, _ = train_step(task, task.parameters, lambda: batch, step, reconstruction, optimizer, scaler,
-                         StepSettings(device, precision))
+    loss, _ = train_step(
+        task, task.parameters, lambda: batch, step, reconstruction, optimizer, scaler, StepSettings(device, precision)
+    )
     return loss
 
 
@@ -82,8 +84,14 @@ def loader_rate(config, manifest: Path, batch: int, workers: int, batches: int, 
     from cmcgns.training.runtime import loader_options
 
     ds = PairDataset(manifest, "train", config.data.image_size, train=True)
-    loader = DataLoader(ds, batch_size=batch, shuffle=True, collate_fn=build_collator(config), drop_last=True,
-                        **loader_options(workers, device))
+    loader = DataLoader(
+        ds,
+        batch_size=batch,
+        shuffle=True,
+        collate_fn=build_collator(config),
+        drop_last=True,
+        **loader_options(workers, device),
+    )
     it = iter(loader)
     next(it)  # start-up (worker spawn) is not counted
     t, n = time.perf_counter(), 0
@@ -133,7 +141,11 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=None, help="peak of the device for MFU (auto for known GPUs)")
     ap.add_argument("--workers", default="0,1,2", help="loader worker counts to measure")
     ap.add_argument("--loader-batches", type=int, default=8)
-    ap.add_argument("--variants", default="clip,stage II", help="comma-separated: clip, stage I, stage II (clip and stage II are needed)")
+    ap.add_argument(
+        "--variants",
+        default="clip,stage II",
+        help="comma-separated: clip, stage I, stage II (clip and stage II are needed)",
+    )
     ap.add_argument("--compile", action="store_true", help="torch.compile the encoders, as train.compile does")
     ap.add_argument("--profile", action="store_true", help="print the stage II step's most expensive device kernels")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -148,7 +160,9 @@ def main() -> None:
     try:
         names = tuple(n.strip() for n in args.variants.split(","))
         studies = args.batch * (args.loader_batches + 2)
-        manifest, configs, batch, tasks, optimizers = setup_variants(tmp, args, device, precision, names, studies=studies)
+        manifest, configs, batch, tasks, optimizers = setup_variants(
+            tmp, args, device, precision, names, studies=studies
+        )
         if args.compile:
             for task in tasks.values():
                 task.model.image_encoder.compile()
@@ -180,7 +194,9 @@ def main() -> None:
                         reads = dict(counts)
                         sync_sites = collections.Counter(
                             f"{Path(w.filename).name}:{w.lineno} {str(w.message).splitlines()[0][:60]}"
-                            for w in caught if "called a synchronizing" in str(w.message))
+                            for w in caught
+                            if "called a synchronizing" in str(w.message)
+                        )
                         syncs = sum(sync_sites.values())
                     continue
                 if device.type == "cuda":
@@ -193,10 +209,15 @@ def main() -> None:
                     seconds[name].append(time.perf_counter() - t)
         if args.profile:
             profile_step(tasks["stage II"], optimizers["stage II"], batch, configs["stage II"][1], device, precision)
-        peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-        loader = {w: loader_rate(configs["stage II"][0], manifest, args.batch, w, args.loader_batches, device)
-                  for w in [int(x) for x in args.workers.split(",")]}
+        peak = (
+            torch.cuda.max_memory_allocated() / 2**30
+            if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        )
+        loader = {
+            w: loader_rate(configs["stage II"][0], manifest, args.batch, w, args.loader_batches, device)
+            for w in [int(x) for x in args.workers.split(",")]
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     peak_tflops = args.peak_tflops
@@ -205,39 +226,73 @@ def main() -> None:
         name = torch.cuda.get_device_name(device)
         peak_tflops = next((v for k, v in KNOWN_PEAKS.items() if k in name), None)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {label}; {precision}; {args.image} @{args.image_size}px + BERT-base, batch {args.batch}, "
-          f"{float(batch['attention_mask'].sum(1).float().mean()):.0f} tokens per report"
-          + (", encoders compiled" if args.compile else ""))
+    print(
+        f"device: {label}; {precision}; {args.image} @{args.image_size}px + BERT-base, batch {args.batch}, "
+        f"{float(batch['attention_mask'].sum(1).float().mean()):.0f} tokens per report"
+        + (", encoders compiled" if args.compile else "")
+    )
     if measured_peak:
-        print(f"measured bf16 8192^3 matrix product: {measured_peak:.0f} TFLOP/s; MFU below is against "
-              f"{peak_tflops} TFLOP/s (datasheet dense bf16)")
-    record = {"device": label, "precision": precision, "image": args.image, "batch": args.batch, "compiled": args.compile,
-              "measured_matmul_tflops": measured_peak, "peak_tflops": peak_tflops, "variants": {}}
+        print(
+            f"measured bf16 8192^3 matrix product: {measured_peak:.0f} TFLOP/s; MFU below is against "
+            f"{peak_tflops} TFLOP/s (datasheet dense bf16)"
+        )
+    record = {
+        "device": label,
+        "precision": precision,
+        "image": args.image,
+        "batch": args.batch,
+        "compiled": args.compile,
+        "measured_matmul_tflops": measured_peak,
+        "peak_tflops": peak_tflops,
+        "variants": {},
+    }
     for name in tasks:
         med = statistics.median(seconds[name])
         pairs = args.batch / med
         achieved = flops[name] / med / 1e12
         mfu = f"{100 * achieved / peak_tflops:.1f} %" if peak_tflops else "n/a (give --peak-tflops)"
-        record["variants"][name] = {"median_s": med, "min_s": min(seconds[name]), "max_s": max(seconds[name]),
-                                    "pairs_per_s": pairs, "gflop_per_pair": flops[name] / args.batch / 1e9,
-                                    "tflops": achieved, "mfu": achieved / peak_tflops if peak_tflops else None}
-        print(f"{name:9s} {med:7.3f} s/step (min {min(seconds[name]):.3f}, max {max(seconds[name]):.3f})  {pairs:8.1f} pairs/s  "
-              f"{flops[name] / args.batch / 1e9:8.1f} GFLOP/pair  {achieved:7.2f} TFLOP/s  MFU {mfu}")
+        record["variants"][name] = {
+            "median_s": med,
+            "min_s": min(seconds[name]),
+            "max_s": max(seconds[name]),
+            "pairs_per_s": pairs,
+            "gflop_per_pair": flops[name] / args.batch / 1e9,
+            "tflops": achieved,
+            "mfu": achieved / peak_tflops if peak_tflops else None,
+        }
+        print(
+            f"{name:9s} {med:7.3f} s/step (min {min(seconds[name]):.3f}, max {max(seconds[name]):.3f})  {pairs:8.1f} pairs/s  "
+            f"{flops[name] / args.batch / 1e9:8.1f} GFLOP/pair  {achieved:7.2f} TFLOP/s  MFU {mfu}"
+        )
     ratio = statistics.median(seconds["stage II"]) / statistics.median(seconds["clip"])
     print(f"full CM-CGNS step (stage II) / plain CLIP step: {ratio:.2f}x")
-    print(f"host reads in one non-logging stage II step: {sum(reads.values())} {reads or ''}"
-          + (f"; CUDA synchronisations reported: {syncs}" if device.type == "cuda" else "; CUDA sync debug mode: n/a on CPU"))
+    print(
+        f"host reads in one non-logging stage II step: {sum(reads.values())} {reads or ''}"
+        + (
+            f"; CUDA synchronisations reported: {syncs}"
+            if device.type == "cuda"
+            else "; CUDA sync debug mode: n/a on CPU"
+        )
+    )
     for site, n in sync_sites.most_common():
         print(f"  sync x{n} at {site}")
     consumption = args.batch / statistics.median(seconds["stage II"])
     for w, rate in loader.items():
         per_worker = f", {rate / w:.1f} per worker" if w else " (main process)"
-        print(f"loader, {w} worker(s): {rate:8.1f} images/s{per_worker}  ({rate / consumption:5.2f}x the stage II step's "
-              f"{consumption:.1f} pairs/s)")
+        print(
+            f"loader, {w} worker(s): {rate:8.1f} images/s{per_worker}  ({rate / consumption:5.2f}x the stage II step's "
+            f"{consumption:.1f} pairs/s)"
+        )
     print(f"peak memory {peak:.2f} GiB ({'CUDA allocator' if device.type == 'cuda' else 'process RSS'})")
-    record.update(ratio_stage2_over_clip=ratio, host_reads=reads, cuda_syncs=syncs if device.type == "cuda" else None,
-                  cuda_sync_sites=dict(sync_sites),
-                  loader_images_per_s=loader, step_pairs_per_s=consumption, peak_memory_gib=peak)
+    record.update(
+        ratio_stage2_over_clip=ratio,
+        host_reads=reads,
+        cuda_syncs=syncs if device.type == "cuda" else None,
+        cuda_sync_sites=dict(sync_sites),
+        loader_images_per_s=loader,
+        step_pairs_per_s=consumption,
+        peak_memory_gib=peak,
+    )
     if args.json:
         import json
 

@@ -73,8 +73,14 @@ class BackboneExport:
     def pretrained_cfg(self) -> dict[str, Any]:
         """timm's pretrained_cfg: `timm.create_model(name, pretrained=True, pretrained_cfg_overlay=cfg)`
         loads these weights with this input size and normalisation."""
-        cfg: dict[str, Any] = {"input_size": (self.in_chans, self.image_size, self.image_size), "mean": tuple(self.mean),
-                               "std": tuple(self.std), "interpolation": "bilinear", "crop_pct": 1.0, "num_classes": 0}
+        cfg: dict[str, Any] = {
+            "input_size": (self.in_chans, self.image_size, self.image_size),
+            "mean": tuple(self.mean),
+            "std": tuple(self.std),
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "num_classes": 0,
+        }
         if self.timm_file:
             cfg["file"] = str(self.timm_file.resolve())
         return cfg
@@ -88,11 +94,22 @@ class BackboneExport:
         return load_file(str(self.timm_file))
 
     def to_json(self) -> dict[str, Any]:
-        return {"export_version": EXPORT_VERSION, "timm_model": self.timm_name, "image_size": self.image_size,
-                "in_chans": self.in_chans, "channels": CHANNELS, "mean": list(self.mean), "std": list(self.std),
-                "pixel_range": "[0, 1] before normalisation", "pretrained_cfg": {k: v for k, v in self.pretrained_cfg().items() if k != "file"},
-                "files": {"timm": TIMM_FILE, "mm": MM_FILE}, "mm_key_prefix": MM_KEY_PREFIX,
-                "config_hash": self.config_hash, "run_id": self.run_id, "weights_sha256": self.weights_sha256}
+        return {
+            "export_version": EXPORT_VERSION,
+            "timm_model": self.timm_name,
+            "image_size": self.image_size,
+            "in_chans": self.in_chans,
+            "channels": CHANNELS,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "pixel_range": "[0, 1] before normalisation",
+            "pretrained_cfg": {k: v for k, v in self.pretrained_cfg().items() if k != "file"},
+            "files": {"timm": TIMM_FILE, "mm": MM_FILE},
+            "mm_key_prefix": MM_KEY_PREFIX,
+            "config_hash": self.config_hash,
+            "run_id": self.run_id,
+            "weights_sha256": self.weights_sha256,
+        }
 
     @classmethod
     def read(cls, directory: Path) -> BackboneExport:
@@ -102,34 +119,67 @@ class BackboneExport:
             raise DataError(f"{meta_path}: missing; pass the export/ folder of a finished `cmcgns pretrain` run")
         try:
             meta = json.loads(meta_path.read_text())
-            export = cls(meta["timm_model"], int(meta["image_size"]), directory, int(meta.get("in_chans", 3)),
-                         tuple(meta.get("mean", (MEAN,) * 3)), tuple(meta.get("std", (STD,) * 3)), meta.get("config_hash"),
-                         meta.get("run_id"), meta.get("weights_sha256"))
+            export = cls(
+                meta["timm_model"],
+                int(meta["image_size"]),
+                directory,
+                int(meta.get("in_chans", 3)),
+                tuple(meta.get("mean", (MEAN,) * 3)),
+                tuple(meta.get("std", (STD,) * 3)),
+                meta.get("config_hash"),
+                meta.get("run_id"),
+                meta.get("weights_sha256"),
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{meta_path}: not a cmcgns backbone description ({type(exc).__name__}: {exc}); re-export the run") from None
-        if not export.timm_file.is_file():
-            raise DataError(f"{export.timm_file}: missing beside {META_FILE}; re-export the run")
+            raise DataError(
+                f"{meta_path}: not a cmcgns backbone description ({type(exc).__name__}: {exc}); re-export the run"
+            ) from None
+        timm_file = directory / TIMM_FILE
+        if not timm_file.is_file():
+            raise DataError(f"{timm_file}: missing beside {META_FILE}; re-export the run")
         if export.weights_sha256 is None:  # exports written before the hash was recorded
-            export = dataclasses.replace(export, weights_sha256=file_sha256(export.timm_file))
+            export = dataclasses.replace(export, weights_sha256=file_sha256(timm_file))
         return export
 
 
-def write_export(out_dir: Path, backbone: torch.nn.Module, timm_name: str, image_size: int, *, in_chans: int = 3,
-                 config_hash: str | None = None, run_id: str | None = None) -> BackboneExport:
+def write_export(
+    out_dir: Path,
+    backbone: torch.nn.Module,
+    timm_name: str,
+    image_size: int,
+    *,
+    in_chans: int = 3,
+    config_hash: str | None = None,
+    run_id: str | None = None,
+) -> BackboneExport:
     """Write the three files; equal weights give byte-identical files."""
     from safetensors.torch import save
 
     out_dir = Path(out_dir)
     state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
     # one metadata key: safetensors keeps metadata in a hash map whose order (hence the bytes) varies between calls
-    description = json.dumps({"timm_model": timm_name, "image_size": image_size, "export_version": EXPORT_VERSION}, sort_keys=True)
+    description = json.dumps(
+        {"timm_model": timm_name, "image_size": image_size, "export_version": EXPORT_VERSION}, sort_keys=True
+    )
     data = save(state, metadata={"cmcgns": description})
     with atomic_open(out_dir / TIMM_FILE, "wb") as handle:
         handle.write(data)
     with atomic_open(out_dir / MM_FILE, "wb") as handle:
-        torch.save({"state_dict": {MM_KEY_PREFIX + k: v for k, v in state.items()},
-                    "meta": {"timm_model": timm_name, "image_size": image_size}}, handle)
-    export = BackboneExport(timm_name, image_size, out_dir, in_chans, config_hash=config_hash, run_id=run_id,
-                            weights_sha256=hashlib.sha256(data).hexdigest())
+        torch.save(
+            {
+                "state_dict": {MM_KEY_PREFIX + k: v for k, v in state.items()},
+                "meta": {"timm_model": timm_name, "image_size": image_size},
+            },
+            handle,
+        )
+    export = BackboneExport(
+        timm_name,
+        image_size,
+        out_dir,
+        in_chans,
+        config_hash=config_hash,
+        run_id=run_id,
+        weights_sha256=hashlib.sha256(data).hexdigest(),
+    )
     write_json(out_dir / META_FILE, export.to_json())
     return export

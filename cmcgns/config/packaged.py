@@ -34,8 +34,10 @@ def resolve_config(name_or_path: str | Path) -> Path:
     packaged = packaged_configs()
     if path.stem in packaged and (path.suffix in ("", ".yaml")) and len(path.parts) == 1:
         return packaged[path.stem]
-    raise ConfigError(f"{name_or_path}: no such config file and no packaged config of that name "
-                      f"(packaged: {', '.join(sorted(packaged))}; see cmcgns pretrain --list-configs)")
+    raise ConfigError(
+        f"{name_or_path}: no such config file and no packaged config of that name "
+        f"(packaged: {', '.join(sorted(packaged))}; see cmcgns pretrain --list-configs)"
+    )
 
 
 def is_required_placeholder(value: Any) -> bool:
@@ -50,7 +52,7 @@ def check_required(config: Any, fields: list[str]) -> None:
         for part in dotted.split("."):
             node = getattr(node, part)
         if is_required_placeholder(node):
-            what = str(node)[len(REQUIRED_PREFIX):].strip()
+            what = str(node)[len(REQUIRED_PREFIX) :].strip()
             missing.append(f"{dotted} is not set: this config needs {what}; give it with --set {dotted}=...")
     if missing:
         raise ConfigError("\n".join(missing))

@@ -25,34 +25,44 @@ class PretrainData(Strict):
     max_tokens: int = pydantic.Field(64, ge=8)
     max_sentences: int = pydantic.Field(8, ge=1)
     num_workers: int | Literal["auto"] = pydantic.Field(
-        "auto", description="loader processes; auto = CPUs per local rank (max 8) on CUDA, 0 on a CPU")
+        "auto", description="loader processes; auto = CPUs per local rank (max 8) on CUDA, 0 on a CPU"
+    )
     train_split: str = "train"
-    eval_split: str = pydantic.Field("val", description="split(s) for retrieval/linear-probe evaluation (train/val/test; "
-                                     "MIMIC's 'validate' is read as val); '+' pools several, e.g. val+test")
+    eval_split: str = pydantic.Field(
+        "val",
+        description="split(s) for retrieval/linear-probe evaluation (train/val/test; "
+        "MIMIC's 'validate' is read as val); '+' pools several, e.g. val+test",
+    )
 
 
 class ImageModel(Strict):
     name: str = "vit_tiny_patch16_224"
     pretrained_path: Path | None = None
     pooling: Literal["auto", "cls", "mean", "attention"] = pydantic.Field(
-        "auto", description="global image feature: auto = CLS token for ViTs, attention pooling for CNNs (official)")
+        "auto", description="global image feature: auto = CLS token for ViTs, attention pooling for CNNs (official)"
+    )
 
 
 class TextModel(Strict):
     path: str | None = pydantic.Field(None, description="local transformers folder; unset = offline all-MiniLM-L6-v2")
     tokenizer_path: str | None = None
     pooling: Literal["attention", "mean", "cls"] = pydantic.Field(
-        "attention", description="global report feature: attention pooling over sentences (official), or mean/CLS of tokens")
+        "attention",
+        description="global report feature: attention pooling over sentences (official), or mean/CLS of tokens",
+    )
     freeze_layers: int = pydantic.Field(0, ge=0)
 
 
 class ModelConfig(Strict):
     image: ImageModel = ImageModel()
     text: TextModel = TextModel()
-    embed_dim: int = pydantic.Field(128, ge=8, description="width of global, local and cross-modal features (official 768)")
+    embed_dim: int = pydantic.Field(
+        128, ge=8, description="width of global, local and cross-modal features (official 768)"
+    )
     pool_heads: int = pydantic.Field(8, ge=1, description="heads of the attention-pooling layers")
     cross_attention: Literal["sigmoid", "softmax"] = pydantic.Field(
-        "sigmoid", description="cross-modal attention weights: sigmoid(q.k/sqrt(d)) (official) or softmax")
+        "sigmoid", description="cross-modal attention weights: sigmoid(q.k/sqrt(d)) (official) or softmax"
+    )
 
 
 class Component(Strict):
@@ -72,7 +82,9 @@ class LossWeights(Strict):
     global_: float = pydantic.Field(1.0, ge=0, alias="global")
     local_image: float = pydantic.Field(1.0, ge=0)
     local_report: float = pydantic.Field(1.0, ge=0)
-    reconstruction: float = pydantic.Field(1.0, ge=0, description="multiplies the head's loss (cm-mir carries its own x10)")
+    reconstruction: float = pydantic.Field(
+        1.0, ge=0, description="multiplies the head's loss (cm-mir carries its own x10)"
+    )
 
     model_config = pydantic.ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
 
@@ -80,26 +92,38 @@ class LossWeights(Strict):
 class ObjectiveConfig(Strict):
     weights: LossWeights = LossWeights()
     sampler_on: Literal["local_report", "global"] = pydantic.Field(
-        "local_report", description="where the negative sampler acts (paper: local_report); the other level uses plain InfoNCE")
+        "local_report",
+        description="where the negative sampler acts (paper: local_report); the other level uses plain InfoNCE",
+    )
     temperature: float = pydantic.Field(0.1, gt=0, description="initial global temperature (official 0.1)")
     learnable_temperature: bool = True
     max_logit_scale: float = pydantic.Field(100.0, gt=1, description="clamp of the learnable global logit scale")
-    local_report_temperature: float = pydantic.Field(1.0, gt=0, description="temperature of the local report loss (official 1.0)")
+    local_report_temperature: float = pydantic.Field(
+        1.0, gt=0, description="temperature of the local report loss (official 1.0)"
+    )
     local_image: Literal["simsiam", "mgca", "none"] = pydantic.Field(
-        "simsiam", description="local image loss: SimSiam patch vs f^{R->I} (paper), MGCA-style within-image InfoNCE, or none")
+        "simsiam",
+        description="local image loss: SimSiam patch vs f^{R->I} (paper), MGCA-style within-image InfoNCE, or none",
+    )
     local_image_temperature: float = pydantic.Field(0.1, gt=0, description="temperature of the mgca local image loss")
-    predictor_hidden: int | None = pydantic.Field(None, ge=1, description="SimSiam predictor hidden width; unset = embed_dim // 2 (768->384->768)")
+    predictor_hidden: int | None = pydantic.Field(
+        None, ge=1, description="SimSiam predictor hidden width; unset = embed_dim // 2 (768->384->768)"
+    )
 
 
 class Stage(Strict):
     name: str
     steps: int | None = pydantic.Field(None, ge=1)
-    epochs: float | None = pydantic.Field(None, gt=0, description="alternative to steps: passes over the training pairs")
+    epochs: float | None = pydantic.Field(
+        None, gt=0, description="alternative to steps: passes over the training pairs"
+    )
     reconstruction: bool = False
-    reset_optimizer: bool = pydantic.Field(True, description="fresh optimiser and warm-up at the start of this stage (official)")
+    reset_optimizer: bool = pydantic.Field(
+        True, description="fresh optimiser and warm-up at the start of this stage (official)"
+    )
 
     @pydantic.model_validator(mode="after")
-    def _length(self) -> "Stage":
+    def _length(self) -> Stage:
         if (self.steps is None) == (self.epochs is None):
             raise ValueError(f"stage {self.name!r}: give exactly one of steps or epochs")
         return self
@@ -108,16 +132,23 @@ class Stage(Strict):
 class TrainConfig(Strict):
     batch_size: int = pydantic.Field(16, ge=2, description="per process")
     grad_accum: int = pydantic.Field(1, ge=1)
-    optimizer: Literal["adamw", "adam"] = pydantic.Field("adamw", description="adam = Adam with L2 weight decay (official)")
+    optimizer: Literal["adamw", "adam"] = pydantic.Field(
+        "adamw", description="adam = Adam with L2 weight decay (official)"
+    )
     lr: float = pydantic.Field(2e-4, gt=0)
     weight_decay: float = pydantic.Field(0.05, ge=0)
     warmup_steps: int = pydantic.Field(5, ge=0)
-    warmup_epochs: float | None = pydantic.Field(None, ge=0, description="overrides warmup_steps when set (official: 1)")
-    warmup_start: float = pydantic.Field(0.0, ge=0, le=1, description="lr factor at the first warm-up step (official 1e-7/1e-5 = 0.01)")
+    warmup_epochs: float | None = pydantic.Field(
+        None, ge=0, description="overrides warmup_steps when set (official: 1)"
+    )
+    warmup_start: float = pydantic.Field(
+        0.0, ge=0, le=1, description="lr factor at the first warm-up step (official 1e-7/1e-5 = 0.01)"
+    )
     min_lr_ratio: float = pydantic.Field(0.01, ge=0, le=1, description="cosine floor as a fraction of lr (official 0)")
     grad_clip: float = pydantic.Field(1.0, ge=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = pydantic.Field(
-        "auto", description="auto = bf16 autocast on CUDA devices that support it, fp32 on CPUs")
+        "auto", description="auto = bf16 autocast on CUDA devices that support it, fp32 on CPUs"
+    )
     compile: bool = pydantic.Field(False, description="torch.compile the image and text encoders")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
@@ -139,7 +170,7 @@ class PretrainConfig(Strict):
     stages: list[Stage] = [Stage(name="align", steps=40), Stage(name="align+mir", steps=20, reconstruction=True)]
 
     @pydantic.model_validator(mode="after")
-    def _check(self) -> "PretrainConfig":
+    def _check(self) -> PretrainConfig:
         if not self.stages:
             raise ValueError("stages: at least one stage is required")
         names = [s.name for s in self.stages]
@@ -151,7 +182,9 @@ class PretrainConfig(Strict):
 
     def stage_steps(self, steps_per_epoch: int) -> list[int]:
         """Length of each stage in optimiser steps (epochs converted with `steps_per_epoch`)."""
-        return [s.steps if s.steps is not None else max(1, round(s.epochs * steps_per_epoch)) for s in self.stages]
+        return [
+            s.steps if s.steps is not None else max(1, round((s.epochs or 0) * steps_per_epoch)) for s in self.stages
+        ]
 
     def warmup_steps(self, steps_per_epoch: int) -> int:
         if self.train.warmup_epochs is not None:

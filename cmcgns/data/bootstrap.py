@@ -13,7 +13,9 @@ from cmcgns.io.atomic import write_json
 SYNTHETIC_STAMP = "synthetic-key.json"  # marks a prepared folder as generated (and with which parameters)
 
 
-def ensure_synthetic(dataset: str, root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1) -> Path:
+def ensure_synthetic(
+    dataset: str, root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1
+) -> Path:
     raw, prepared = Path(root) / f"raw-{dataset}", Path(root) / dataset
     key = {"dataset": dataset, "studies": studies, "seed": seed, "raw_size": raw_size, "image_size": image_size}
     stamp = prepared / SYNTHETIC_STAMP
@@ -27,5 +29,7 @@ def ensure_synthetic(dataset: str, root: Path, studies: int, seed: int, raw_size
     return prepared
 
 
-def ensure_synthetic_mimic(root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1) -> Path:
+def ensure_synthetic_mimic(
+    root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1
+) -> Path:
     return ensure_synthetic("mimic-cxr", root, studies, seed, raw_size, image_size, workers)

@@ -17,7 +17,8 @@ import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Iterable, TypedDict
+from typing import Any, TypedDict, cast
+from collections.abc import Iterable
 
 from cmcgns import __version__
 from cmcgns.errors import DataError
@@ -65,8 +66,15 @@ class Manifest:
         return self.directory / relative
 
 
-def write_manifest(out: Path, dataset: str, kind: str, rows: list[dict], image_size: int, source: Path,
-                   extra_meta: dict[str, Any] | None = None) -> dict[str, int]:
+def write_manifest(
+    out: Path,
+    dataset: str,
+    kind: str,
+    rows: list[dict],
+    image_size: int,
+    source: Path,
+    extra_meta: dict[str, Any] | None = None,
+) -> dict[str, int]:
     """Write manifest.jsonl and meta.json (splits mapped to the vocabulary); returns the split counts."""
     out = Path(out)
     for row in rows:
@@ -74,9 +82,18 @@ def write_manifest(out: Path, dataset: str, kind: str, rows: list[dict], image_s
         row["schema_version"] = SCHEMA_VERSION
     splits = dict(collections.Counter(r["split"] for r in rows))
     write_jsonl(out / MANIFEST_NAME, rows)
-    meta = {"schema_version": SCHEMA_VERSION, "dataset": dataset, "kind": kind, "rows": len(rows), "splits": splits,
-            "image_size": image_size, "source": str(source), "created": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "cmcgns_version": __version__, **(extra_meta or {})}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": dataset,
+        "kind": kind,
+        "rows": len(rows),
+        "splits": splits,
+        "image_size": image_size,
+        "source": str(source),
+        "created": dt.datetime.now(dt.UTC).isoformat(),
+        "cmcgns_version": __version__,
+        **(extra_meta or {}),
+    }
     write_json(out / META_NAME, meta)
     return splits
 
@@ -85,7 +102,10 @@ def write_rows(out: Path, rows: Iterable[dict], meta: dict[str, Any]) -> None:
     """A derived view of a manifest (e.g. a label-fraction subset) with the same meta."""
     rows = list(rows)
     write_jsonl(Path(out) / MANIFEST_NAME, rows)
-    write_json(Path(out) / META_NAME, {**meta, "rows": len(rows), "splits": dict(collections.Counter(r["split"] for r in rows))})
+    write_json(
+        Path(out) / META_NAME,
+        {**meta, "rows": len(rows), "splits": dict(collections.Counter(r["split"] for r in rows))},
+    )
 
 
 def is_prepared(directory: Path) -> bool:
@@ -103,7 +123,9 @@ def read_manifest(directory: Path) -> Manifest:
         raise DataError(f"{meta_path}: not valid JSON ({exc}); rerun `cmcgns preprocess`") from None
     if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
         version = meta.get("schema_version") if isinstance(meta, dict) else None
-        raise DataError(f"{meta_path}: schema version {version} but this cmcgns reads {SCHEMA_VERSION}; rerun `cmcgns preprocess`")
+        raise DataError(
+            f"{meta_path}: schema version {version} but this cmcgns reads {SCHEMA_VERSION}; rerun `cmcgns preprocess`"
+        )
     manifest = directory / MANIFEST_NAME
     if not manifest.is_file():
         raise DataError(f"{manifest}: missing; rerun `cmcgns preprocess`")
@@ -122,7 +144,7 @@ def read_manifest(directory: Path) -> Manifest:
                 row["split"] = canonical_split(row["split"])
             except DataError as exc:
                 raise DataError(f"{manifest}:{lineno}: {exc}") from None
-            rows.append(row)
+            rows.append(cast(ManifestRow, row))
     if isinstance(meta.get("splits"), dict):
         counts: dict[str, int] = collections.Counter()
         for name, n in meta["splits"].items():

@@ -22,7 +22,9 @@ class PairDataset(Dataset):
         manifest = read_manifest(directory)
         meta = manifest.meta
         if meta.get("kind") != "pretrain":
-            raise DataError(f"{directory}: a {meta.get('kind')} manifest, pretraining needs a pretrain manifest (mimic-cxr)")
+            raise DataError(
+                f"{directory}: a {meta.get('kind')} manifest, pretraining needs a pretrain manifest (mimic-cxr)"
+            )
         self.rows = manifest.split(*split.split("+"))  # "val+test" pools splits (small evaluation sets)
         if not self.rows:
             raise DataError(f"{directory}: no rows in split {split!r} (have {sorted(meta.get('splits', {}))})")
@@ -43,7 +45,9 @@ class PairDataset(Dataset):
         if self.train:
             image = augment(image, torch.Generator().manual_seed(_seed(self.seed, epoch, index)))
         sentences = [s["text"] for s in sorted(row["sentences"], key=lambda s: s["index"])]
-        labels = torch.tensor([float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names])
+        labels = torch.tensor(
+            [float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names]
+        )
         return {"image": image, "sentences": sentences, "index": index, "labels": labels}
 
 
@@ -115,7 +119,9 @@ class DeterministicBatches(torch.utils.data.Sampler):
         """The epoch's shuffle, computed once per epoch (a pure function of seed and epoch)."""
         if epoch != self._epoch:
             self._epoch = epoch
-            self._perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(_seed("perm", self.seed, epoch)))
+            self._perm = torch.randperm(
+                self.size, generator=torch.Generator().manual_seed(_seed("perm", self.seed, epoch))
+            )
         return self._perm
 
     def batch_at(self, micro: int) -> list[int]:

@@ -36,7 +36,10 @@ def _tensors(directory, rows, size, train: bool, seed: int):
 
 
 def _labels(rows, names) -> np.ndarray:
-    return np.array([[np.nan if r["labels"].get(n) is None else float(r["labels"][n] != 0) for n in names] for r in rows], dtype=np.float32)
+    return np.array(
+        [[np.nan if r["labels"].get(n) is None else float(r["labels"][n] != 0) for n in names] for r in rows],
+        dtype=np.float32,
+    )
 
 
 def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -50,7 +53,10 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         accs.append(float(((p[m, j] > 0.5) == (y[m, j] > 0.5)).mean()))
         if len(set(y[m, j])) == 2:
             aucs.append(float(roc_auc_score(y[m, j], p[m, j])))
-    return {"auroc": float(np.mean(aucs)) if aucs else float("nan"), "acc": float(np.mean(accs)) if accs else float("nan")}
+    return {
+        "auroc": float(np.mean(aucs)) if aucs else float("nan"),
+        "acc": float(np.mean(accs)) if accs else float("nan"),
+    }
 
 
 class ClassificationTask:
@@ -84,7 +90,11 @@ class ClassificationTask:
                 f_test = torch.cat([encoder(x.to(run.device))[0] for x in x_test.split(64)])
             mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
             f_train, f_test = (f_train - mean) / std, (f_test - mean) / std
-            params, forward_train, forward_test = list(head.parameters()), (lambda i: head(f_train[i])), (lambda: head(f_test))
+            params, forward_train, forward_test = (
+                list(head.parameters()),
+                (lambda i: head(f_train[i])),
+                (lambda: head(f_test)),
+            )
         else:
             params = list(encoder.parameters()) + list(head.parameters())
 
@@ -95,6 +105,7 @@ class ClassificationTask:
                 encoder.eval()
                 with torch.no_grad():
                     return torch.cat([head(encoder(x.to(run.device))[0]) for x in x_test.split(64)])
+
         optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=1e-4)
         gen = torch.Generator().manual_seed(run.seed)
         for _ in range(opts.epochs):
@@ -116,8 +127,12 @@ class ClassificationTask:
 @hookimpl
 def register_downstream_tasks(register: Register) -> None:
     def classification(name: str, dataset: str, description: str) -> None:
-        register(name, lambda options: ClassificationTask(name, dataset, options), options=ClassificationOptions,
-                 description=description)
+        register(
+            name,
+            lambda options: ClassificationTask(name, dataset, options),
+            options=ClassificationOptions,
+            description=description,
+        )
 
     classification("chexpert-cls", "chexpert", "CheXpert 5-label classification (AUROC)")
     classification("rsna-cls", "rsna", "RSNA pneumonia classification (AUROC)")

@@ -26,8 +26,10 @@ class DenseOptions(Options):
 
 class SegmentationOptions(DenseOptions):
     foreground_weight: Annotated[float, pydantic.Field(gt=0)] | Literal["auto"] = pydantic.Field(
-        "auto", description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
-                            "of the training masks, clipped to [1, 50] (findings cover a few % of the image)")
+        "auto",
+        description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
+        "of the training masks, clipped to [1, 50] (findings cover a few % of the image)",
+    )
 
 
 def foreground_weight(mask_paths: list[Path], sample: int = 400) -> float:
@@ -52,7 +54,9 @@ def _require_mm() -> None:
         import mmdet  # noqa: F401
         import mmseg  # noqa: F401
     except ImportError as exc:
-        raise CmcgnsError(f"detection/segmentation need the OpenMMLab extra ({exc}); install with `make test` or pip install 'cmcgns[mm]'") from None
+        raise CmcgnsError(
+            f"detection/segmentation need the OpenMMLab extra ({exc}); install with `make test` or pip install 'cmcgns[mm]'"
+        ) from None
 
 
 class DetectionTask:
@@ -75,18 +79,32 @@ class DetectionTask:
         keep_names = {r["image"] for r in fraction_subset(manifest.split("train"), run.fraction, run.seed)}
         images = [im for im in coco_train["images"] if im["file_name"] in keep_names]
         ids = {im["id"] for im in images}
-        subset = dict(coco_train, images=images, annotations=[a for a in coco_train["annotations"] if a["image_id"] in ids])
+        subset = dict(
+            coco_train, images=images, annotations=[a for a in coco_train["annotations"] if a["image_id"] in ids]
+        )
         run.work_dir.mkdir(parents=True, exist_ok=True)
         train_ann = (run.work_dir / "coco_train_subset.json").resolve()  # mmdet joins relative paths with data_root
         write_json(train_ann, subset)
         spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
-        cfg = detection_config(spec, pyramid_channels(spec.timm_name, spec.image_size), run.manifest_dir, meta["categories"],
-                               str(train_ann), meta["coco"].get("test") or meta["coco"]["val"], self.options.iters,
-                               self.options.lr, self.options.batch_size, run.seed)
+        cfg = detection_config(
+            spec,
+            pyramid_channels(spec.timm_name, spec.image_size),
+            run.manifest_dir,
+            meta["categories"],
+            str(train_ann),
+            meta["coco"].get("test") or meta["coco"]["val"],
+            self.options.iters,
+            self.options.lr,
+            self.options.batch_size,
+            run.seed,
+        )
         metrics = run_mm(cfg, run.work_dir / "mm")
         # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
-        return {"map": metrics.get("coco/bbox_mAP", 0.0), "map50": metrics.get("coco/bbox_mAP_50", 0.0),
-                "train_rows": float(len(images))}
+        return {
+            "map": metrics.get("coco/bbox_mAP", 0.0),
+            "map50": metrics.get("coco/bbox_mAP_50", 0.0),
+            "train_rows": float(len(images)),
+        }
 
 
 class SegmentationTask:
@@ -110,26 +128,56 @@ class SegmentationTask:
         view.mkdir(parents=True, exist_ok=True)
         train = fraction_subset(manifest.split("train"), run.fraction, run.seed, next(iter(rows[0]["labels"])))
         kept = train + manifest.split("val", "test")
-        absolute = [dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept]
+        absolute = [
+            dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept
+        ]
         write_rows(view, absolute, manifest.meta)
         spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
         weight = self.options.foreground_weight
         if weight == "auto":
             weight = foreground_weight([run.manifest_dir / r["mask"] for r in train])
-        cfg = segmentation_config(spec, pyramid_channels(spec.timm_name, spec.image_size), view, self.options.iters,
-                                  self.options.lr, self.options.batch_size, run.seed, weight)
+        cfg = segmentation_config(
+            spec,
+            pyramid_channels(spec.timm_name, spec.image_size),
+            view,
+            self.options.iters,
+            self.options.lr,
+            self.options.batch_size,
+            run.seed,
+            weight,
+        )
         metrics = run_mm(cfg, run.work_dir / "mm")
         shutil.rmtree(view, ignore_errors=True)
-        return {"dice": metrics.get("seg/dice", float("nan")), "train_rows": float(len(train)), "foreground_weight": float(weight)}
+        return {
+            "dice": metrics.get("seg/dice", float("nan")),
+            "train_rows": float(len(train)),
+            "foreground_weight": float(weight),
+        }
 
 
 @hookimpl
 def register_downstream_tasks(register: Register) -> None:
-    register("rsna-det", lambda options: DetectionTask("rsna-det", "rsna", options), options=DenseOptions,
-             description="RSNA opacity detection, RetinaNet via MMDetection (mAP)")
-    register("objectcxr-det", lambda options: DetectionTask("objectcxr-det", "object-cxr", options), options=DenseOptions,
-             description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)")
-    register("siim-seg", lambda options: SegmentationTask("siim-seg", "siim", options), options=SegmentationOptions,
-             description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)")
-    register("rsna-seg", lambda options: SegmentationTask("rsna-seg", "rsna", options), options=SegmentationOptions,
-             description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)")
+    register(
+        "rsna-det",
+        lambda options: DetectionTask("rsna-det", "rsna", options),
+        options=DenseOptions,
+        description="RSNA opacity detection, RetinaNet via MMDetection (mAP)",
+    )
+    register(
+        "objectcxr-det",
+        lambda options: DetectionTask("objectcxr-det", "object-cxr", options),
+        options=DenseOptions,
+        description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)",
+    )
+    register(
+        "siim-seg",
+        lambda options: SegmentationTask("siim-seg", "siim", options),
+        options=SegmentationOptions,
+        description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)",
+    )
+    register(
+        "rsna-seg",
+        lambda options: SegmentationTask("rsna-seg", "rsna", options),
+        options=SegmentationOptions,
+        description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)",
+    )

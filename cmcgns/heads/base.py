@@ -8,7 +8,7 @@ loss. A head owns its masking (feature-level for ``cm-mir``, pixel-level for ``m
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -46,7 +46,9 @@ def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def random_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def random_patch_mask(
+    batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """Boolean [B, patches] with exactly round(ratio * patches) (at least 1) masked entries per row."""
     k = max(1, int(round(ratio * patches)))
     noise = to_device_async(torch.rand(batch, patches, generator=generator), device)
@@ -54,7 +56,9 @@ def random_patch_mask(batch: int, patches: int, ratio: float, generator: torch.G
     return ranks < k
 
 
-def bernoulli_patch_mask(batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def bernoulli_patch_mask(
+    batch: int, patches: int, ratio: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """The official spatial dropout's mask: each entry masked independently with probability `ratio`."""
     return to_device_async(torch.rand(batch, patches, generator=generator) < ratio, device)
 

@@ -20,20 +20,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cmcgns.heads.base import ReconstructionHead, ReconstructionInputs, bernoulli_patch_mask, grid_to_pixels, random_patch_mask
+from cmcgns.heads.base import (
+    ReconstructionHead,
+    ReconstructionInputs,
+    bernoulli_patch_mask,
+    grid_to_pixels,
+    random_patch_mask,
+)
 from cmcgns.models.pooling import divisible_heads
 from cmcgns.plugins import Options, Register, hookimpl
 
 
 class CMMIROptions(Options):
     mask_ratio: float = pydantic.Field(0.5, gt=0.0, lt=1.0)
-    masking: Literal["fixed", "bernoulli"] = pydantic.Field("fixed", description="fixed count of random cells, or official spatial dropout")
+    masking: Literal["fixed", "bernoulli"] = pydantic.Field(
+        "fixed", description="fixed count of random cells, or official spatial dropout"
+    )
     num_heads: int = pydantic.Field(8, ge=1)
-    decoder_layers: int = pydantic.Field(6, ge=1, description="distinct transformer decoder layers (official 6, shared)")
+    decoder_layers: int = pydantic.Field(
+        6, ge=1, description="distinct transformer decoder layers (official 6, shared)"
+    )
     ffn_dim: int = pydantic.Field(2048, ge=8)
-    upsampler_channels: int = pydantic.Field(256, ge=8, description="channels of the first upsampling conv (halved per x2, min 32)")
+    upsampler_channels: int = pydantic.Field(
+        256, ge=8, description="channels of the first upsampling conv (halved per x2, min 32)"
+    )
     loss: Literal["l1", "l2"] = "l1"
-    loss_scope: Literal["image", "masked"] = pydantic.Field("image", description="whole image (official) or masked cells only")
+    loss_scope: Literal["image", "masked"] = pydantic.Field(
+        "image", description="whole image (official) or masked cells only"
+    )
     scale: float = pydantic.Field(10.0, gt=0.0, description="loss multiplier (official 10)")
 
 
@@ -48,7 +62,11 @@ class ConvUpsampler(nn.Module):
         ch = channels
         for _ in range(octaves):
             nxt = max(32, ch // 2)
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(ch, nxt, 3, padding=1), nn.GELU()]
+            layers += [
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(ch, nxt, 3, padding=1),
+                nn.GELU(),
+            ]
             ch = nxt
         self.body = nn.Sequential(*layers)
         self.out = nn.Conv2d(ch, in_chans, 3, padding=1)
@@ -70,7 +88,9 @@ class CMMIRHead(ReconstructionHead):
         self.position = nn.Parameter(torch.randn(grid * grid, embed_dim) * 0.02)
         self.fuse = nn.MultiheadAttention(embed_dim, heads, batch_first=True)
         self.fuse_norm = nn.LayerNorm(embed_dim)
-        layer = nn.TransformerDecoderLayer(embed_dim, heads, options.ffn_dim, dropout=0.0, batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(
+            embed_dim, heads, options.ffn_dim, dropout=0.0, batch_first=True, norm_first=True
+        )
         self.decoder = nn.TransformerDecoder(layer, options.decoder_layers)  # deep copies: distinct layers
         self.upsampler = ConvUpsampler(embed_dim, options.upsampler_channels, grid, image_size, in_chans)
 
@@ -104,12 +124,24 @@ class CMMIRHead(ReconstructionHead):
         return self.options.scale * (err * pixels).sum() / (pixels.sum() * target.shape[1]).clamp_min(1.0)
 
 
-def build(options: CMMIROptions, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
-          in_chans: int) -> CMMIRHead:
+def build(
+    options: CMMIROptions,
+    *,
+    embed_dim: int,
+    image_dim: int,  # noqa: ARG001 (interface)
+    patch_size: int,  # noqa: ARG001 (interface)
+    grid: int,
+    image_size: int,
+    in_chans: int,
+) -> CMMIRHead:
     return CMMIRHead(options, embed_dim, grid, image_size, in_chans)
 
 
 @hookimpl
 def register_reconstruction_heads(register: Register) -> None:
-    register("cm-mir", build, options=CMMIROptions,
-             description="feature-level masking, fused with f^{R->I}, transformer + conv decoder to the image, 10 x L1 (paper)")
+    register(
+        "cm-mir",
+        build,
+        options=CMMIROptions,
+        description="feature-level masking, fused with f^{R->I}, transformer + conv decoder to the image, 10 x L1 (paper)",
+    )

@@ -25,14 +25,16 @@ class MAEPixelOptions(Options):
     mask_ratio: float = pydantic.Field(0.5, gt=0.0, lt=1.0)
 
     @pydantic.model_validator(mode="after")
-    def _heads(self) -> "MAEPixelOptions":
+    def _heads(self) -> MAEPixelOptions:
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads ({self.num_heads})")
         return self
 
 
 class MAEPixelHead(ReconstructionHead):
-    def __init__(self, options: MAEPixelOptions, embed_dim: int, image_dim: int, patch_size: int, grid: int, in_chans: int) -> None:
+    def __init__(
+        self, options: MAEPixelOptions, embed_dim: int, image_dim: int, patch_size: int, grid: int, in_chans: int
+    ) -> None:
         super().__init__()
         self.options = options
         self.patch_size = patch_size
@@ -54,7 +56,9 @@ class MAEPixelHead(ReconstructionHead):
         masked_patches = inputs.encode_patches(images * (1 - pixel_mask))
         q = self.image_proj(masked_patches)
         kv = self.text_proj(feats.sentences)
-        padding = ~feats.sentence_mask & feats.sentence_mask.any(1, keepdim=True)  # a report without sentences attends to all
+        padding = ~feats.sentence_mask & feats.sentence_mask.any(
+            1, keepdim=True
+        )  # a report without sentences attends to all
         attended, _ = self.attn(q, kv, kv, key_padding_mask=padding, need_weights=False)
         pred = self.decoder(self.norm(q + attended)).float()
         target = patchify(images, self.patch_size).float()
@@ -66,12 +70,24 @@ class MAEPixelHead(ReconstructionHead):
         return (per_patch * weight).sum() / weight.sum().clamp_min(1.0)
 
 
-def build(options: MAEPixelOptions, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
-          in_chans: int) -> MAEPixelHead:
+def build(
+    options: MAEPixelOptions,
+    *,
+    embed_dim: int,
+    image_dim: int,
+    patch_size: int,
+    grid: int,
+    image_size: int,  # noqa: ARG001 (interface)
+    in_chans: int,
+) -> MAEPixelHead:
     return MAEPixelHead(options, embed_dim, image_dim, patch_size, grid, in_chans)
 
 
 @hookimpl
 def register_reconstruction_heads(register: Register) -> None:
-    register("mae-pixel", build, options=MAEPixelOptions,
-             description="pixel masking + second encoder pass, per-patch MLP decoder on masked patches (ablation)")
+    register(
+        "mae-pixel",
+        build,
+        options=MAEPixelOptions,
+        description="pixel masking + second encoder pass, per-patch MLP decoder on masked patches (ablation)",
+    )

@@ -28,14 +28,19 @@ class CMCGNSModel(nn.Module):
         self.config = config
         self.max_sentences = max_sentences
         self.image_encoder = ImageEncoder(config.image.name, image_size, config.image.pretrained_path)
-        self.text_encoder = TextEncoder(config.text.path, "cls" if config.text.pooling == "cls" else "mean", config.text.freeze_layers)
+        self.text_encoder = TextEncoder(
+            config.text.path, "cls" if config.text.pooling == "cls" else "mean", config.text.freeze_layers
+        )
         e, d_img, d_txt = config.embed_dim, self.image_encoder.dim, self.text_encoder.dim
         pooling = config.image.pooling
         self.image_pooling = ("cls" if self.image_encoder.is_vit else "attention") if pooling == "auto" else pooling
         if self.image_pooling == "cls" and not self.image_encoder.num_prefix_tokens:
             raise ConfigError(f"model.image.pooling: {config.image.name} has no CLS token; use attention or mean")
-        self.image_pool = (AttentionPool(d_img, config.pool_heads, out_dim=e, num_positions=self.image_encoder.grid ** 2)
-                           if self.image_pooling == "attention" else None)
+        self.image_pool = (
+            AttentionPool(d_img, config.pool_heads, out_dim=e, num_positions=self.image_encoder.grid**2)
+            if self.image_pooling == "attention"
+            else None
+        )
         self.image_global = nn.Linear(d_img, e) if self.image_pool is None else nn.Identity()
         self.image_local = nn.Linear(d_img, e)
         self.text_local = nn.Linear(d_txt, e)
@@ -69,7 +74,9 @@ class CMCGNSModel(nn.Module):
         image_global, patches = self._image(batch["images"])
         report_global, sentences, sentence_mask = self._report(batch)
         report_to_image, image_to_report = self.cross_attention(patches, sentences, sentence_mask)
-        return Features(image_global, report_global, patches, sentences, sentence_mask, report_to_image, image_to_report, self.grid)
+        return Features(
+            image_global, report_global, patches, sentences, sentence_mask, report_to_image, image_to_report, self.grid
+        )
 
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         return self._image(images)[0]

@@ -36,7 +36,9 @@ class CrossModalAttention(nn.Module):
             weights = weights * key_mask[:, None, :].to(weights.dtype)
         return torch.einsum("bqk,bkd->bqd", weights, v)
 
-    def forward(self, patches: torch.Tensor, sentences: torch.Tensor, sentence_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, patches: torch.Tensor, sentences: torch.Tensor, sentence_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """patches [B, P, D], sentences [B, M, D], sentence_mask [B, M] -> (f^{R->I} [B, P, D], f^{I->R} [B, M, D])."""
         q_img, k_img, v_img = self.image_qkv(patches).chunk(3, dim=-1)
         q_txt, k_txt, v_txt = self.text_qkv(sentences).chunk(3, dim=-1)

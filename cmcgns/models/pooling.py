@@ -18,7 +18,9 @@ def divisible_heads(dim: int, wanted: int) -> int:
 
 
 class AttentionPool(nn.Module):
-    def __init__(self, dim: int, num_heads: int = 8, out_dim: int | None = None, num_positions: int | None = None) -> None:
+    def __init__(
+        self, dim: int, num_heads: int = 8, out_dim: int | None = None, num_positions: int | None = None
+    ) -> None:
         super().__init__()
         self.attn = nn.MultiheadAttention(dim, divisible_heads(dim, num_heads), batch_first=True)
         self.position = nn.Parameter(torch.randn(num_positions + 1, dim) / dim**0.5) if num_positions else None

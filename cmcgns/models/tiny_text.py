@@ -17,8 +17,16 @@ def report_corpus(manifest_dir: Path) -> list[str]:
     return corpus
 
 
-def train_text_model(corpus: list[str], out_dir: Path, vocab_size: int = 1000, hidden_size: int = 64,
-                     layers: int = 2, heads: int = 2, with_model: bool = True, seed: int = 0) -> Path:
+def train_text_model(
+    corpus: list[str],
+    out_dir: Path,
+    vocab_size: int = 1000,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    with_model: bool = True,
+    seed: int = 0,
+) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -30,16 +38,30 @@ def train_text_model(corpus: list[str], out_dir: Path, vocab_size: int = 1000, h
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special))
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]")
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(str(out_dir))
     if with_model:
         torch.manual_seed(seed)
-        config = BertConfig(vocab_size=len(fast), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
-                            intermediate_size=hidden_size * 4, max_position_embeddings=512)
+        config = BertConfig(
+            vocab_size=len(fast),
+            hidden_size=hidden_size,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=hidden_size * 4,
+            max_position_embeddings=512,
+        )
         BertModel(config).save_pretrained(str(out_dir))
     return out_dir

@@ -16,7 +16,7 @@ InfoNCE). Rank and world size are given to the objective, never looked up by the
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,18 +37,31 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
 
 
 class CMCGNSObjective(nn.Module):
-    def __init__(self, config: ObjectiveConfig, embed_dim: int, sampler: NegativeSampler, head: ReconstructionHead | None,
-                 rank: int = 0, world_size: int = 1, gather: Gather = _identity, gather_no_grad: Gather = _identity) -> None:
+    def __init__(
+        self,
+        config: ObjectiveConfig,
+        embed_dim: int,
+        sampler: NegativeSampler,
+        head: ReconstructionHead | None,
+        rank: int = 0,
+        world_size: int = 1,
+        gather: Gather = _identity,
+        gather_no_grad: Gather = _identity,
+    ) -> None:
         super().__init__()
         self.config = config
         self.sampler = sampler
         self.head = head
         self.rank, self.world_size = rank, world_size
         self.gather, self.gather_no_grad = gather, gather_no_grad
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature)),
-                                        requires_grad=config.learnable_temperature)
-        self.predictor = (SimSiamPredictor(embed_dim, config.predictor_hidden or max(1, embed_dim // 2))
-                          if config.local_image == "simsiam" else None)
+        self.logit_scale = nn.Parameter(
+            torch.tensor(math.log(1.0 / config.temperature)), requires_grad=config.learnable_temperature
+        )
+        self.predictor = (
+            SimSiamPredictor(embed_dim, config.predictor_hidden or max(1, embed_dim // 2))
+            if config.local_image == "simsiam"
+            else None
+        )
 
     def global_temperature(self) -> torch.Tensor:
         return 1.0 / self.logit_scale.clamp(max=math.log(self.config.max_logit_scale)).exp()
@@ -63,8 +76,15 @@ class CMCGNSObjective(nn.Module):
         b = feats.image_global.shape[0]
         image, report = self.gather(feats.image_global), self.gather(feats.report_global)
         groups = torch.arange(image.shape[0], device=image.device)
-        return ContrastiveProblem(image, report, groups, slice(self.rank * b, (self.rank + 1) * b), self.global_temperature(),
-                                  step, symmetric=True)
+        return ContrastiveProblem(
+            image,
+            report,
+            groups,
+            slice(self.rank * b, (self.rank + 1) * b),
+            self.global_temperature(),
+            step,
+            symmetric=True,
+        )
 
     def local_report_problem(self, feats: Features, step: int) -> ContrastiveProblem:
         """All sentences of the gathered batch: anchors f^R, candidates f^{I->R}, grouped by report."""
@@ -80,8 +100,14 @@ class CMCGNSObjective(nn.Module):
         # once more in backward)
         start, count, total = (int(v) for v in torch.stack([before, mine, valid.sum()]).tolist())
         rows = torch.nonzero_static(valid, size=total).squeeze(1)
-        return ContrastiveProblem(anchors.index_select(0, rows), candidates.index_select(0, rows), groups.index_select(0, rows),
-                                  slice(start, start + count), self.config.local_report_temperature, step)
+        return ContrastiveProblem(
+            anchors.index_select(0, rows),
+            candidates.index_select(0, rows),
+            groups.index_select(0, rows),
+            slice(start, start + count),
+            self.config.local_report_temperature,
+            step,
+        )
 
     def local_image_loss(self, feats: Features) -> torch.Tensor:
         patches = F.normalize(feats.patches, dim=-1)
@@ -91,8 +117,13 @@ class CMCGNSObjective(nn.Module):
         mask = torch.ones(patches.shape[:2], dtype=torch.bool, device=patches.device)
         return within_sample_info_nce(patches, attended, mask, self.config.local_image_temperature)
 
-    def forward(self, feats: Features, step: int, reconstruction: bool = False,
-                reconstruction_inputs: Callable[[], ReconstructionInputs] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        feats: Features,
+        step: int,
+        reconstruction: bool = False,
+        reconstruction_inputs: Callable[[], ReconstructionInputs] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """-> {"<name>_loss": weighted loss, ...} plus statistics (0-dim tensors, not losses)."""
         w = self.config.weights
         on_global = self.config.sampler_on == "global"

@@ -29,7 +29,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 class Register(Protocol):
     """The callback every hook receives."""
 
-    def __call__(self, name: str, factory: Any, *, options: type[Options] | None = None, description: str = "") -> None: ...
+    def __call__(
+        self, name: str, factory: Any, *, options: type[Options] | None = None, description: str = ""
+    ) -> None: ...
 
 
 class SamplerFactory(Protocol):
@@ -37,8 +39,17 @@ class SamplerFactory(Protocol):
 
 
 class HeadFactory(Protocol):
-    def __call__(self, options: Any, *, embed_dim: int, image_dim: int, patch_size: int, grid: int, image_size: int,
-                 in_chans: int) -> ReconstructionHead: ...
+    def __call__(
+        self,
+        options: Any,
+        *,
+        embed_dim: int,
+        image_dim: int,
+        patch_size: int,
+        grid: int,
+        image_size: int,
+        in_chans: int,
+    ) -> ReconstructionHead: ...
 
 
 class TaskFactory(Protocol):

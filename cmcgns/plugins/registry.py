@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import pydantic
 
@@ -19,8 +20,6 @@ KINDS: dict[str, str] = {
     "downstream_task": "register_downstream_tasks",
     "dataset": "register_datasets",
 }
-
-
 
 
 def _type_name(annotation: Any) -> str:
@@ -43,9 +42,7 @@ class Component:
         try:
             return self.options.model_validate(raw or {})
         except pydantic.ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
-            )
+            details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"options for {self.kind} {self.name!r} (plugin {self.plugin}): {details}") from None
 
     def describe_options(self) -> dict[str, dict[str, Any]]:
@@ -53,8 +50,12 @@ class Component:
         out: dict[str, dict[str, Any]] = {}
         for name, field in self.options.model_fields.items():
             default = None if field.is_required() else field.get_default(call_default_factory=True)
-            out[name] = {"type": _type_name(field.annotation), "default": pydantic.TypeAdapter(Any).dump_python(default, mode="json"),
-                         "required": field.is_required(), "description": field.description or ""}
+            out[name] = {
+                "type": _type_name(field.annotation),
+                "default": pydantic.TypeAdapter(Any).dump_python(default, mode="json"),
+                "required": field.is_required(),
+                "description": field.description or "",
+            }
         return out
 
     def build(self, raw_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -77,14 +78,18 @@ class Registry:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
             if name in RESERVED_NAMES.get(kind, set()):
-                raise PluginError(f"plugin {plugin!r} registered a {kind} named {name!r}, a name reserved by the command line")
+                raise PluginError(
+                    f"plugin {plugin!r} registered a {kind} named {name!r}, a name reserved by the command line"
+                )
             if not callable(factory):
                 raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} with a non-callable factory")
             if options is not None and not (isinstance(options, type) and issubclass(options, pydantic.BaseModel)):
                 raise PluginError(f"plugin {plugin!r}: options for {kind} {name!r} must be a pydantic model class")
             if options is not None and options.model_config.get("extra") != "forbid":
-                raise PluginError(f"plugin {plugin!r}: options for {kind} {name!r} accept unknown keys (a typo would be "
-                                  f"ignored); derive them from cmcgns.plugins.Options")
+                raise PluginError(
+                    f"plugin {plugin!r}: options for {kind} {name!r} accept unknown keys (a typo would be "
+                    f"ignored); derive them from cmcgns.plugins.Options"
+                )
             existing = self._components[kind].get(name)
             if existing is not None:
                 raise PluginError(

@@ -41,16 +41,20 @@ class ContrastiveProblem:
 
     def __post_init__(self) -> None:
         if self.anchors.shape != self.candidates.shape:
-            raise ValueError(f"anchors {tuple(self.anchors.shape)} and candidates {tuple(self.candidates.shape)} differ in shape")
+            raise ValueError(
+                f"anchors {tuple(self.anchors.shape)} and candidates {tuple(self.candidates.shape)} differ in shape"
+            )
         if self.groups.shape != self.anchors.shape[:1]:
-            raise ValueError(f"groups must have one entry per row ({self.anchors.shape[0]}), got {tuple(self.groups.shape)}")
+            raise ValueError(
+                f"groups must have one entry per row ({self.anchors.shape[0]}), got {tuple(self.groups.shape)}"
+            )
 
     @property
     def positives(self) -> torch.Tensor:
         """Column index of each local anchor's positive."""
         return torch.arange(self.local_rows.start, self.local_rows.stop, device=self.anchors.device)
 
-    def reversed(self) -> "ContrastiveProblem":
+    def reversed(self) -> ContrastiveProblem:
         """The same problem with the roles of anchors and candidates swapped."""
         return dataclasses.replace(self, anchors=self.candidates, candidates=self.anchors)
 

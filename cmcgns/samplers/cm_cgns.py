@@ -49,9 +49,14 @@ from cmcgns.plugins import Options, Register, hookimpl
 class CMCGNSOptions(Options):
     num_clusters: int = pydantic.Field(128, ge=2, description="K centroids (official 128)")
     cluster_on: Literal["candidates", "anchors"] = pydantic.Field(
-        "candidates", description="candidates = the cross-modal features (cm-cgns); anchors = single-modal (cluster-ns)")
-    init_threshold: float = pydantic.Field(0.4, ge=-1.0, le=1.0, description="initialise once mean anchor-candidate cosine <= this")
-    init_pool: int | None = pydantic.Field(None, ge=2, description="rows pooled for initialisation; unset = num_clusters")
+        "candidates", description="candidates = the cross-modal features (cm-cgns); anchors = single-modal (cluster-ns)"
+    )
+    init_threshold: float = pydantic.Field(
+        0.4, ge=-1.0, le=1.0, description="initialise once mean anchor-candidate cosine <= this"
+    )
+    init_pool: int | None = pydantic.Field(
+        None, ge=2, description="rows pooled for initialisation; unset = num_clusters"
+    )
     ema_rate: float = pydantic.Field(0.001, gt=0.0, le=1.0, description="centroid moving-average rate (official 0.001)")
     hard_negatives: bool = True
     hard_negative_weight: float = pydantic.Field(3.0, gt=0.0)
@@ -64,7 +69,7 @@ class CMCGNSOptions(Options):
     seed: int = 0
 
     @pydantic.model_validator(mode="after")
-    def _pool(self) -> "CMCGNSOptions":
+    def _pool(self) -> CMCGNSOptions:
         if self.init_pool is not None and self.init_pool < self.num_clusters:
             raise ValueError(f"init_pool ({self.init_pool}) must be at least num_clusters ({self.num_clusters})")
         return self
@@ -137,9 +142,15 @@ class CMCGNSSampler(NegativeSampler):
         self.updates += 1
 
     # -- loss -----------------------------------------------------------------------------
-    def _directional(self, anchors: torch.Tensor, candidates: torch.Tensor, anchor_labels: torch.Tensor,
-                     candidate_labels: torch.Tensor, centroids: torch.Tensor, problem: ContrastiveProblem
-                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _directional(
+        self,
+        anchors: torch.Tensor,
+        candidates: torch.Tensor,
+        anchor_labels: torch.Tensor,
+        candidate_labels: torch.Tensor,
+        centroids: torch.Tensor,
+        problem: ContrastiveProblem,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         opts = self.options
         rows = problem.local_rows
         a = anchors[rows]
@@ -197,15 +208,19 @@ class CMCGNSSampler(NegativeSampler):
         clustered_labels = kmeans.assign(clustered, centroids)
         other = (anchors if opts.cluster_on == "candidates" else candidates).detach()
         other_labels = kmeans.assign(other, centroids)
-        anchor_labels, candidate_labels = ((other_labels, clustered_labels) if opts.cluster_on == "candidates"
-                                           else (clustered_labels, other_labels))
+        anchor_labels, candidate_labels = (
+            (other_labels, clustered_labels) if opts.cluster_on == "candidates" else (clustered_labels, other_labels)
+        )
         loss, stats = self._directional(anchors, candidates, anchor_labels, candidate_labels, centroids, problem)
         if problem.symmetric:
             back, _ = self._directional(candidates, anchors, candidate_labels, anchor_labels, centroids, problem)
             loss = 0.5 * (loss + back)
         counts = kmeans.cluster_sizes(clustered_labels, opts.num_clusters)
-        stats.update(initialized=anchors.new_ones(()), clusters_in_use=(counts > 0).sum().float(),
-                     cluster_entropy=kmeans.entropy(counts))
+        stats.update(
+            initialized=anchors.new_ones(()),
+            clusters_in_use=(counts > 0).sum().float(),
+            cluster_entropy=kmeans.entropy(counts),
+        )
         if self.training:
             local = problem.local_rows
             self._update(clustered[local], clustered_labels[local])
@@ -218,8 +233,16 @@ def build(options: CMCGNSOptions, *, embed_dim: int) -> CMCGNSSampler:
 
 @hookimpl
 def register_negative_samplers(register: Register) -> None:
-    register("cm-cgns", build, options=CMCGNSOptions,
-             description="cross-modal clustering-guided negatives: persistent centroids of the cross-modal candidates, "
-                         "2nd-nearest centroid as hard negative, BML on same-cluster pairs (paper)")
-    register("cluster-ns", build, options=ClusterNSOptions,
-             description="clustering-guided negatives on the single-modal anchors (single-modal baseline)")
+    register(
+        "cm-cgns",
+        build,
+        options=CMCGNSOptions,
+        description="cross-modal clustering-guided negatives: persistent centroids of the cross-modal candidates, "
+        "2nd-nearest centroid as hard negative, BML on same-cluster pairs (paper)",
+    )
+    register(
+        "cluster-ns",
+        build,
+        options=ClusterNSOptions,
+        description="clustering-guided negatives on the single-modal anchors (single-modal baseline)",
+    )

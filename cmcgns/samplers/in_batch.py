@@ -28,7 +28,7 @@ class InBatchSampler(NegativeSampler):
         return SamplerOutput(info_nce(problem))
 
 
-def build(options: InBatchOptions, *, embed_dim: int) -> InBatchSampler:
+def build(options: InBatchOptions, *, embed_dim: int) -> InBatchSampler:  # noqa: ARG001 (interface)
     return InBatchSampler()
 
 

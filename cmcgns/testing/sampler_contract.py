@@ -16,7 +16,7 @@ Raises AssertionError with a message naming the failed property.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,12 +33,21 @@ def _paired(n: int, dim: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return base + 0.5 * torch.randn(n, dim, generator=g), base + 0.5 * torch.randn(n, dim, generator=g)
 
 
-def _problem(anchors: torch.Tensor, candidates: torch.Tensor, granularity: str, step: int, rows: slice | None = None) -> ContrastiveProblem:
+def _problem(
+    anchors: torch.Tensor, candidates: torch.Tensor, granularity: str, step: int, rows: slice | None = None
+) -> ContrastiveProblem:
     per_report, symmetric, temperature = GRANULARITIES[granularity]
     n = anchors.shape[0]
     groups = torch.arange(n) // per_report
-    return ContrastiveProblem(F.normalize(anchors, dim=1), F.normalize(candidates, dim=1), groups, rows or slice(0, n),
-                              temperature, step, symmetric)
+    return ContrastiveProblem(
+        F.normalize(anchors, dim=1),
+        F.normalize(candidates, dim=1),
+        groups,
+        rows or slice(0, n),
+        temperature,
+        step,
+        symmetric,
+    )
 
 
 def _check_output(out, where: str) -> None:
@@ -46,10 +55,14 @@ def _check_output(out, where: str) -> None:
     assert torch.isfinite(out.loss), f"{where}: loss is not finite"
     assert isinstance(out.stats, dict), f"{where}: stats must be a dict"
     for key, value in out.stats.items():
-        assert isinstance(value, torch.Tensor) and value.dim() == 0, f"{where}: stat {key!r} must be a 0-dim tensor (no host sync)"
+        assert isinstance(value, torch.Tensor) and value.dim() == 0, (
+            f"{where}: stat {key!r} must be a 0-dim tensor (no host sync)"
+        )
 
 
-def check_sampler(factory: Callable[[], NegativeSampler], embed_dim: int = 16, batch: int = 32, steps: int = 60) -> None:
+def check_sampler(
+    factory: Callable[[], NegativeSampler], embed_dim: int = 16, batch: int = 32, steps: int = 60
+) -> None:
     for granularity in GRANULARITIES:
         where = f"[{granularity}]"
         # 1. shape / finiteness
@@ -70,7 +83,9 @@ def check_sampler(factory: Callable[[], NegativeSampler], embed_dim: int = 16, b
             opt.step()
             losses.append(float(loss.detach()))
         first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-        assert last < first - 0.05 * abs(first), f"{where}: loss did not decrease on learnable embeddings ({first:.4f} -> {last:.4f})"
+        assert last < first - 0.05 * abs(first), (
+            f"{where}: loss did not decrease on learnable embeddings ({first:.4f} -> {last:.4f})"
+        )
         # 3. a rank slice: this rank's anchors only
         half = slice(batch // 2, batch)
         a, c = (t.clone().requires_grad_() for t in _paired(batch, embed_dim, 2))
@@ -79,7 +94,8 @@ def check_sampler(factory: Callable[[], NegativeSampler], embed_dim: int = 16, b
         out.loss.backward()
         if not GRANULARITIES[granularity][1]:
             assert a.grad is None or torch.count_nonzero(a.grad[: batch // 2]) == 0, (
-                f"{where} rank slice: anchors outside local_rows received gradient (another rank owns them)")
+                f"{where} rank slice: anchors outside local_rows received gradient (another rank owns them)"
+            )
         assert c.grad is not None and torch.count_nonzero(c.grad) > 0, f"{where} rank slice: candidates got no gradient"
         # 4. state_dict round trip
         clone = factory()
@@ -95,5 +111,7 @@ def check_sampler(factory: Callable[[], NegativeSampler], embed_dim: int = 16, b
         for _ in range(2):
             torch.manual_seed(123)
             s = factory()
-            runs.append(torch.stack([s(_problem(*_paired(batch, embed_dim, 4 + k), granularity, k)).loss for k in range(3)]))
+            runs.append(
+                torch.stack([s(_problem(*_paired(batch, embed_dim, 4 + k), granularity, k)).loss for k in range(3)])
+            )
         assert torch.equal(runs[0], runs[1]), f"{where}: same seed, different losses: sampler is not deterministic"

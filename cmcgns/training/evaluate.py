@@ -27,8 +27,14 @@ def retrieval_recall(img: torch.Tensor, txt: torch.Tensor, k: int = 1) -> float:
     return float((topk == torch.arange(len(img)).unsqueeze(1)).any(1).float().mean())
 
 
-def linear_probe_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, seed: int = 0,
-                     labels: list[int] | None = None) -> float:
+def linear_probe_auc(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    seed: int = 0,
+    labels: list[int] | None = None,
+) -> float:
     """Mean AUROC over labels that have both classes in train and test (NaN labels skipped);
     `labels` restricts the mean to those label columns."""
     from sklearn.linear_model import LogisticRegression
@@ -59,8 +65,9 @@ def probeable_labels(train_y: np.ndarray, test_y: np.ndarray, min_positives: int
     return keep
 
 
-def linear_probe_auc_fraction(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                              fraction: float, repeats: int = 5) -> float:
+def linear_probe_auc_fraction(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, fraction: float, repeats: int = 5
+) -> float:
     """Label-efficiency probe: the linear probe trained on `fraction` of the training rows, mean
     over `repeats` seeded random subsets. Subsets depend only on (repeat, number of rows) and
     labels are chosen from the label matrix alone, so two models evaluated on the same split are

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -26,8 +24,16 @@ from cmcgns import distributed as ddp
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.export import write_export
 from cmcgns.training.metrics_log import MetricsLog
-from cmcgns.training.runtime import (build_optimizer_kwargs, channels_last, enable_fast_paths, loader_options,
-                                     loader_workers, resolve_precision, select_device, wrap_ddp)
+from cmcgns.training.runtime import (
+    build_optimizer_kwargs,
+    channels_last,
+    enable_fast_paths,
+    loader_options,
+    loader_workers,
+    resolve_precision,
+    select_device,
+    wrap_ddp,
+)
 from cmcgns.training.schedule import StagePlan, warmup_cosine
 from cmcgns.training.step import StepSettings, train_step
 from cmcgns.training.task import PretrainTask, build_task
@@ -57,7 +63,9 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: torch.nn.Module, config: PretrainConfig, device: torch.device | None = None) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: torch.nn.Module, config: PretrainConfig, device: torch.device | None = None
+) -> torch.optim.Optimizer:
     groups = _param_groups(model, config.train.weight_decay)
     extra = build_optimizer_kwargs(device or torch.device("cpu"))
     if config.train.optimizer == "adam":  # official: Adam with L2 weight decay
@@ -70,15 +78,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: PretrainConfig, pl
     length, warmup = end - start, min(plan.warmup, end - start)
     train = config.train
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, warmup, length, floor=train.min_lr_ratio, start=train.warmup_start))
+        optimizer, lambda s: warmup_cosine(s, warmup, length, floor=train.min_lr_ratio, start=train.warmup_start)
+    )
 
 
 def prepare_data(config: PretrainConfig) -> Path:
     if config.data.manifest is not None:
         manifest = Path(config.data.manifest)
         if not manifest.is_dir():
-            raise ConfigError(f"data.manifest: {manifest} is not a folder; give a preprocessed mimic-cxr folder "
-                              f"(cmcgns preprocess mimic-cxr --source RAW --out DIR)")
+            raise ConfigError(
+                f"data.manifest: {manifest} is not a folder; give a preprocessed mimic-cxr folder "
+                f"(cmcgns preprocess mimic-cxr --source RAW --out DIR)"
+            )
         return manifest
     root = Path(config.run_dir) / "data"
     if ddp.is_main():
@@ -89,7 +100,9 @@ def prepare_data(config: PretrainConfig) -> Path:
     return root / "mimic-cxr"
 
 
-def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def pretrain(
+    config: PretrainConfig, resume: str | None = None, progress: bool = True, stop_after: int | None = None
+) -> dict[str, Any]:
     """Train; `stop_after` ends the run early at that global step (used to test resume)."""
     check_required(config, REQUIRED_FIELDS)
     ddp.init_from_env()
@@ -104,9 +117,13 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
         save_resolved_config(config, run_dir)
     manifest = prepare_data(config)
     collate = build_collator(config)
-    train_set = PairDataset(manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed)
+    train_set = PairDataset(
+        manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed
+    )
     accum = config.train.grad_accum
-    steps_per_epoch = max(1, DeterministicBatches.batches_per_epoch(len(train_set), config.train.batch_size, ddp.world_size()) // accum)
+    steps_per_epoch = max(
+        1, DeterministicBatches.batches_per_epoch(len(train_set), config.train.batch_size, ddp.world_size()) // accum
+    )
     plan = StagePlan.from_config(config, steps_per_epoch)
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
@@ -136,12 +153,23 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
 
-    batches = DeterministicBatches(len(train_set), config.train.batch_size, config.train.seed, ddp.rank(), ddp.world_size(),
-                                   start * accum, total * accum)
+    batches = DeterministicBatches(
+        len(train_set),
+        config.train.batch_size,
+        config.train.seed,
+        ddp.rank(),
+        ddp.world_size(),
+        start * accum,
+        total * accum,
+    )
     # own generator: creating the iterator must not draw from the global RNG (resume would shift it)
-    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(config.train.seed),
-                        **loader_options(loader_workers(config.data.num_workers, device), device))
+    loader = DataLoader(
+        train_set,
+        batch_sampler=batches,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(config.train.seed),
+        **loader_options(loader_workers(config.data.num_workers, device), device),
+    )
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
     end = min(total, stop_after) if stop_after is not None else total
     bar = _progress(main and progress, total, start)
@@ -150,7 +178,9 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     core.train()
     iterator = iter(loader)
     task, wrapped_stage = core, None
-    settings = StepSettings(device, precision, config.train.seed, ddp.rank(), ddp.is_distributed(), accum, config.train.grad_clip)
+    settings = StepSettings(
+        device, precision, config.train.seed, ddp.rank(), ddp.is_distributed(), accum, config.train.grad_clip
+    )
     try:
         for step in range(start, end):
             stage = plan.stage_at(step)
@@ -160,8 +190,9 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
                 segment = plan.segment_at(step)
                 optimizer = build_optimizer(core, config, device)
                 scheduler = build_scheduler(optimizer, config, plan, segment)
-            loss, losses = train_step(task, core.parameters, lambda: next(iterator), step, stage.reconstruction,
-                                      optimizer, scaler, settings)
+            loss, losses = train_step(
+                task, core.parameters, lambda: next(iterator), step, stage.reconstruction, optimizer, scaler, settings
+            )
             scheduler.step()
             done = step + 1
             logging_step = done % config.train.log_every == 0 or done == end
@@ -169,27 +200,57 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
             if logging_step or checkpoint_step:  # the only places losses and statistics reach the host
                 parts = {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in losses.items()}}
                 if not all(math.isfinite(v) for v in parts.values()):
-                    raise TrainingError(f"non-finite loss at step {done} ({parts}); the last good checkpoint is kept in {run_dir}")
+                    raise TrainingError(
+                        f"non-finite loss at step {done} ({parts}); the last good checkpoint is kept in {run_dir}"
+                    )
             if main and logging_step:
-                log.log(done, {"stage": stage.name, "lr": scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - t0, 3), **parts})
-            if checkpoint_step:
-                if main:
-                    ckpt.save_checkpoint(run_dir, done, _state(core, optimizer, scheduler, scaler, done, segment, config, device),
-                                         config.train.keep_checkpoints)
+                log.log(
+                    done,
+                    {
+                        "stage": stage.name,
+                        "lr": scheduler.get_last_lr()[0],
+                        "seconds": round(time.perf_counter() - t0, 3),
+                        **parts,
+                    },
+                )
+            if checkpoint_step and main:
+                ckpt.save_checkpoint(
+                    run_dir,
+                    done,
+                    _state(core, optimizer, scheduler, scaler, done, segment, config, device),
+                    config.train.keep_checkpoints,
+                )
             if logging_step:
                 bar.update(done, stage.name, parts)
     finally:
         bar.close()
         if log is not None:
             log.close()
-    summary: dict[str, Any] = {"steps": end, "device": str(device), "precision": precision, "total_steps": total, "steps_per_epoch": steps_per_epoch,
-                               "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
-                               "final_loss": parts.get("loss"), "config_hash": config_hash(config)}
+    summary: dict[str, Any] = {
+        "steps": end,
+        "device": str(device),
+        "precision": precision,
+        "total_steps": total,
+        "steps_per_epoch": steps_per_epoch,
+        "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
+        "final_loss": parts.get("loss"),
+        "config_hash": config_hash(config),
+    }
     if end == total and main:
-        export = write_export(run_dir / "export", core.model.image_encoder.backbone, config.model.image.name,
-                              config.data.image_size, config_hash=config_hash(config), run_id=run_dir.name)
-        summary["export"] = {"dir": str(export.directory), "timm": str(export.timm_file), "mm": str(export.mm_file),
-                             "weights": export.weights_id}
+        export = write_export(
+            run_dir / "export",
+            core.model.image_encoder.backbone,
+            config.model.image.name,
+            config.data.image_size,
+            config_hash=config_hash(config),
+            run_id=run_dir.name,
+        )
+        summary["export"] = {
+            "dir": str(export.directory),
+            "timm": str(export.timm_file),
+            "mm": str(export.mm_file),
+            "weights": export.weights_id,
+        }
         if config.train.evaluate:
             summary["eval"] = evaluate_model(core.model, config, manifest, collate, device)
         write_json(run_dir / "summary.json", summary)
@@ -198,14 +259,31 @@ def pretrain(config: PretrainConfig, resume: str | None = None, progress: bool =
     return summary
 
 
-def _state(task: PretrainTask, optimizer, scheduler, scaler, step: int, segment: int, config: PretrainConfig,
-           device: torch.device) -> dict[str, Any]:
+def _state(
+    task: PretrainTask,
+    optimizer,
+    scheduler,
+    scaler,
+    step: int,
+    segment: int,
+    config: PretrainConfig,
+    device: torch.device,
+) -> dict[str, Any]:
     rng = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": task.state_dict(), "sampler": task.objective.sampler.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "step": step, "segment": segment, "rng": rng,
-            "config_hash": config_hash(config), "config": dump_config(config)}
+    return {
+        "model": task.state_dict(),
+        "sampler": task.objective.sampler.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "step": step,
+        "segment": segment,
+        "rng": rng,
+        "config_hash": config_hash(config),
+        "config": dump_config(config),
+    }
 
 
 def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float | None]:
@@ -218,7 +296,11 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     except DataError:  # tiny datasets may have no validation split
         eval_loader = loader(config.data.train_split)
     img, txt, eval_feats, eval_labels = embed_split(model, eval_loader, device)
-    out = {"retrieval_r1": retrieval_recall(img, txt, 1), "retrieval_r5": retrieval_recall(img, txt, 5), "eval_pairs": len(img)}
+    out = {
+        "retrieval_r1": retrieval_recall(img, txt, 1),
+        "retrieval_r5": retrieval_recall(img, txt, 5),
+        "eval_pairs": len(img),
+    }
     _, _, train_feats, train_labels = embed_split(model, loader(config.data.train_split), device)
     probe = (train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
     out["linear_probe_auc"] = linear_probe_auc(*probe)
@@ -234,10 +316,23 @@ class _progress:
         self.bar = None
         if not enabled:
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self.bar = Progress(TextColumn("[bold]pretrain[/] {task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn())
+        self.bar = Progress(
+            TextColumn("[bold]pretrain[/] {task.fields[stage]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
         self.task = self.bar.add_task("pretrain", total=total, completed=start, stage="", loss="-")
         self.bar.start()
 

@@ -31,8 +31,10 @@ def resolve_precision(device: torch.device, precision: str) -> str:
     if precision == "auto":
         return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     if precision == "bf16" and device.type == "cpu":
-        log.warning("train.precision=bf16 on a CPU: bf16 autocast is often much slower than fp32 there; "
-                    "precision=auto uses fp32 on CPUs")
+        log.warning(
+            "train.precision=bf16 on a CPU: bf16 autocast is often much slower than fp32 there; "
+            "precision=auto uses fp32 on CPUs"
+        )
     if precision == "fp16" and device.type == "cpu":
         raise ConfigError("train.precision=fp16 needs a CUDA device; use auto, fp32 or bf16 on a CPU")
     return precision

@@ -24,7 +24,7 @@ class StagePlan:
     warmup: int
 
     @classmethod
-    def from_config(cls, config: PretrainConfig, steps_per_epoch: int) -> "StagePlan":
+    def from_config(cls, config: PretrainConfig, steps_per_epoch: int) -> StagePlan:
         lengths = config.stage_steps(steps_per_epoch)
         segments: list[tuple[int, int]] = []
         position = 0

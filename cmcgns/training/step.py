@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from cmcgns.objectives.cmcgns import total_loss
 from cmcgns.training.runtime import autocast_for
@@ -33,9 +35,16 @@ def micro_step_generator(seed: int, step: int, micro: int, rank: int) -> torch.G
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 101 + micro * 7 + rank)
 
 
-def train_step(task: torch.nn.Module, parameters: Callable[[], object], next_batch: Callable[[], Batch], step: int,
-               reconstruction: bool, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               settings: StepSettings) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def train_step(
+    task: torch.nn.Module,
+    parameters: Callable[[], Iterable[torch.nn.Parameter]],
+    next_batch: Callable[[], Batch],
+    step: int,
+    reconstruction: bool,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    settings: StepSettings,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Returns the last micro-batch's total loss and named losses, as device tensors (no host read)."""
     losses: dict[str, torch.Tensor] = {}
     loss = torch.zeros(())
@@ -43,13 +52,16 @@ def train_step(task: torch.nn.Module, parameters: Callable[[], object], next_bat
         batch = {k: v.to(settings.device, non_blocking=True) for k, v in next_batch().items()}
         generator = micro_step_generator(settings.seed, step, micro, settings.rank)
         sync = micro == settings.grad_accum - 1 or not settings.distributed
-        with (contextlib.nullcontext() if sync else task.no_sync()), autocast_for(settings.device, settings.precision):
+        with (
+            contextlib.nullcontext() if sync else cast(DistributedDataParallel, task).no_sync(),
+            autocast_for(settings.device, settings.precision),
+        ):
             losses = task(batch, step, reconstruction, generator)
             loss = total_loss(losses)
         scaler.scale(loss / settings.grad_accum).backward()
     if settings.grad_clip:
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(parameters(), settings.grad_clip)
+        torch.nn.utils.clip_grad_norm_(list(parameters()), settings.grad_clip)
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)

@@ -20,13 +20,22 @@ class PretrainTask(nn.Module):
         self.model = model
         self.objective = objective
 
-    def forward(self, batch: dict[str, torch.Tensor], step: int, reconstruction: bool = False,
-                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        batch: dict[str, torch.Tensor],
+        step: int,
+        reconstruction: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
         feats = self.model.encode(batch)
 
         def reconstruction_inputs() -> ReconstructionInputs:
-            return ReconstructionInputs(batch["images"], feats, generator or torch.Generator().manual_seed(step),
-                                        lambda images: self.model.image_encoder(images)[1])
+            return ReconstructionInputs(
+                batch["images"],
+                feats,
+                generator or torch.Generator().manual_seed(step),
+                lambda images: self.model.image_encoder(images)[1],
+            )
 
         return self.objective(feats, step, reconstruction, reconstruction_inputs)
 
@@ -41,10 +50,22 @@ def build_task(config: PretrainConfig, rank: int | None = None, world_size: int 
     if config.head.name != "none":
         enc = model.image_encoder
         head = registry.get("reconstruction_head", config.head.name).build(
-            config.head.options, embed_dim=e, image_dim=enc.dim, patch_size=enc.patch_size, grid=enc.grid,
-            image_size=config.data.image_size, in_chans=enc.in_chans)
-    objective = CMCGNSObjective(config.objective, e, sampler, head,
-                                rank=ddp.rank() if rank is None else rank,
-                                world_size=ddp.world_size() if world_size is None else world_size,
-                                gather=ddp.gather_with_grad, gather_no_grad=ddp.gather_no_grad)
+            config.head.options,
+            embed_dim=e,
+            image_dim=enc.dim,
+            patch_size=enc.patch_size,
+            grid=enc.grid,
+            image_size=config.data.image_size,
+            in_chans=enc.in_chans,
+        )
+    objective = CMCGNSObjective(
+        config.objective,
+        e,
+        sampler,
+        head,
+        rank=ddp.rank() if rank is None else rank,
+        world_size=ddp.world_size() if world_size is None else world_size,
+        gather=ddp.gather_with_grad,
+        gather_no_grad=ddp.gather_no_grad,
+    )
     return PretrainTask(model, objective)

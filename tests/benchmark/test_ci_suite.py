@@ -41,8 +41,20 @@ def test_ci_suite_passes_its_expected_values(tmp_path, tiny_pretrain_config):
 
     summary = pretrain(tiny_pretrain_config(stages=[{"name": "a", "steps": 2}]), progress=False)
     export = Path(summary["export"]["mm"]).parent
-    res = CliRunner().invoke(app, ["benchmark", "--suite", str(BENCHMARKS / "ci_suite.yaml"), "--backbone", str(export),
-                                   "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "benchmark",
+            "--suite",
+            str(BENCHMARKS / "ci_suite.yaml"),
+            "--backbone",
+            str(export),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()]
     suite = load_suite(BENCHMARKS / "ci_suite.yaml")

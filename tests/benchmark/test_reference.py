@@ -7,8 +7,10 @@ from cmcgns.benchmark.tables import markdown_table, write_tables
 from cmcgns.errors import ConfigError
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-SUMMARY = [{"task": "rsna-cls", "fraction": 0.01, "metric": "auroc", "mean": 0.8, "std": 0.01, "n": 3},
-           {"task": "rsna-cls", "fraction": 1.0, "metric": "auroc", "mean": 0.9, "std": 0.0, "n": 3}]
+SUMMARY = [
+    {"task": "rsna-cls", "fraction": 0.01, "metric": "auroc", "mean": 0.8, "std": 0.01, "n": 3},
+    {"task": "rsna-cls", "fraction": 1.0, "metric": "auroc", "mean": 0.9, "std": 0.0, "n": 3},
+]
 
 
 def test_paper_table_file_is_valid():
@@ -19,8 +21,10 @@ def test_paper_table_file_is_valid():
 
 def test_reference_column_in_markdown_and_csv(tmp_path):
     ref = tmp_path / "ref.yaml"
-    ref.write_text("source: test\nentries:\n  - {task: rsna-cls, fraction: 0.01, metric: auroc, value: 0.885}\n"
-                   "  - {task: rsna-cls, fraction: 1.0, metric: auroc, value: null}\n")
+    ref.write_text(
+        "source: test\nentries:\n  - {task: rsna-cls, fraction: 0.01, metric: auroc, value: 0.885}\n"
+        "  - {task: rsna-cls, fraction: 1.0, metric: auroc, value: null}\n"
+    )
     lookup = load_reference(ref).lookup()
     md = markdown_table(SUMMARY, lookup)
     assert "| reference |" in md.splitlines()[0]
@@ -34,5 +38,8 @@ def test_reference_column_in_markdown_and_csv(tmp_path):
 def test_reference_values_must_be_fractions(tmp_path):
     ref = tmp_path / "ref.yaml"
     ref.write_text("source: test\nentries:\n  - {task: rsna-cls, fraction: 0.01, metric: auroc, value: 88.5}\n")
-    with pytest.raises(ConfigError, match=r"ref.yaml \(reference table\): invalid configuration\n  - entries.0.value: Input should be less than or equal to 1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"ref.yaml \(reference table\): invalid configuration\n  - entries.0.value: Input should be less than or equal to 1",
+    ):
         load_reference(ref)

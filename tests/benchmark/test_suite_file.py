@@ -5,8 +5,12 @@ from cmcgns.errors import ConfigError
 
 
 def test_command_line_values_replace_lists_and_merge_options_per_task():
-    base = SuiteFile(tasks=["rsna-cls", "siim-seg"], fractions=[0.1], seeds=[0, 1],
-                     options={"rsna-cls": {"epochs": 3, "lr": 0.1}, "siim-seg": {"iters": 4}})
+    base = SuiteFile(
+        tasks=["rsna-cls", "siim-seg"],
+        fractions=[0.1],
+        seeds=[0, 1],
+        options={"rsna-cls": {"epochs": 3, "lr": 0.1}, "siim-seg": {"iters": 4}},
+    )
     out = base.with_overrides(tasks=["rsna-cls"], seeds=[2], options={"rsna-cls": {"epochs": 5}})
     assert out.tasks == ["rsna-cls"] and out.fractions == [0.1] and out.seeds == [2]
     assert out.options == {"rsna-cls": {"epochs": 5, "lr": 0.1}}  # merged; siim-seg left with its task

@@ -36,8 +36,16 @@ def test_unknown_sampler_is_a_clear_error():
 
 
 def test_synth_preprocess_verify(tmp_path):
-    assert runner.invoke(app, ["synth", "covidx", "--out", str(tmp_path / "raw"), "--n", "10", "--image-size", "48"]).exit_code == 0
-    res = runner.invoke(app, ["preprocess", "covidx", "--source", str(tmp_path / "raw"), "--out", str(tmp_path / "p"), "--image-size", "32"])
+    assert (
+        runner.invoke(
+            app, ["synth", "covidx", "--out", str(tmp_path / "raw"), "--n", "10", "--image-size", "48"]
+        ).exit_code
+        == 0
+    )
+    res = runner.invoke(
+        app,
+        ["preprocess", "covidx", "--source", str(tmp_path / "raw"), "--out", str(tmp_path / "p"), "--image-size", "32"],
+    )
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["preprocess", "verify", str(tmp_path / "p")]).exit_code == 0
     (tmp_path / "p" / "meta.json").write_text("{")

@@ -8,14 +8,23 @@ from cmcgns.errors import DataError
 
 def test_official_split_names_map_to_one_vocabulary():
     assert [mf.canonical_split(n) for n in ("train", "validate", "Valid", "validation", "val", "test")] == [
-        "train", "val", "val", "val", "val", "test"]
+        "train",
+        "val",
+        "val",
+        "val",
+        "val",
+        "test",
+    ]
     with pytest.raises(DataError, match="'holdout'.*train, val, test"):
         mf.canonical_split("holdout")
 
 
 def test_written_rows_use_the_vocabulary_and_meta_counts_match(tmp_path):
-    rows = [{"id": "a", "image": "a.png", "split": "train"}, {"id": "b", "image": "b.png", "split": "validate"},
-            {"id": "c", "image": "c.png", "split": "test"}]
+    rows = [
+        {"id": "a", "image": "a.png", "split": "train"},
+        {"id": "b", "image": "b.png", "split": "validate"},
+        {"id": "c", "image": "c.png", "split": "test"},
+    ]
     splits = mf.write_manifest(tmp_path, "mimic-cxr", "pretrain", rows, 64, tmp_path)
     assert splits == {"train": 1, "val": 1, "test": 1}
     manifest = mf.read_manifest(tmp_path)
@@ -26,15 +35,25 @@ def test_written_rows_use_the_vocabulary_and_meta_counts_match(tmp_path):
 
 
 def test_a_manifest_written_with_official_names_still_reads(tmp_path):
-    (tmp_path / mf.META_NAME).write_text(json.dumps({"schema_version": mf.SCHEMA_VERSION, "splits": {"train": 1, "validate": 1}}))
-    (tmp_path / mf.MANIFEST_NAME).write_text('{"image": "a.png", "split": "train"}\n{"image": "b.png", "split": "validate"}\n')
+    (tmp_path / mf.META_NAME).write_text(
+        json.dumps({"schema_version": mf.SCHEMA_VERSION, "splits": {"train": 1, "validate": 1}})
+    )
+    (tmp_path / mf.MANIFEST_NAME).write_text(
+        '{"image": "a.png", "split": "train"}\n{"image": "b.png", "split": "validate"}\n'
+    )
     manifest = mf.read_manifest(tmp_path)
     assert manifest.meta["splits"] == {"train": 1, "val": 1}
     assert [r["split"] for r in manifest.rows] == ["train", "val"]
 
 
-@pytest.mark.parametrize("line, message", [("{not json", "not valid JSON"), ('{"image": "a.png"}', "needs at least `image` and `split`"),
-                                           ('{"image": "a.png", "split": "dev2"}', "'dev2': not one of")])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"image": "a.png"}', "needs at least `image` and `split`"),
+        ('{"image": "a.png", "split": "dev2"}', "'dev2': not one of"),
+    ],
+)
 def test_a_bad_row_names_the_file_and_line(tmp_path, line, message):
     (tmp_path / mf.META_NAME).write_text(json.dumps({"schema_version": mf.SCHEMA_VERSION}))
     (tmp_path / mf.MANIFEST_NAME).write_text('{"image": "ok.png", "split": "train"}\n' + line + "\n")

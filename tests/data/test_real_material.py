@@ -75,6 +75,7 @@ def _words(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- Open-i reports (real text)
 
+
 def test_open_i_reports_sectioning_recovers_findings_and_impression(openi_reports):
     assert len(openi_reports) > 3900
     with_findings = 0
@@ -112,6 +113,7 @@ def test_open_i_sentence_splitting_keeps_every_word_and_number(openi_reports):
 
 
 # ---------------------------------------------------------------- RSNA (real label file)
+
 
 @pytest.fixture(scope="module")
 def rsna_rows(xrv_data) -> list[dict[str, str]]:
@@ -152,8 +154,14 @@ def test_rsna_preprocess_with_real_labels_scales_real_boxes(tmp_path, rsna_rows)
     _write_rows(raw / "stage_2_train_labels.csv", [r for p in chosen for r in by_patient[p]])
     pixels = np.full((1024, 1024), 90, dtype=np.uint8)
     for i, pid in enumerate(chosen):
-        write_dicom(raw / "stage_2_train_images" / f"{pid}.dcm", pixels, patient_id=pid,
-                    study_uid=f"1.2.3.{i}.1", series_uid=f"1.2.3.{i}.2", sop_uid=f"1.2.3.{i}.3")
+        write_dicom(
+            raw / "stage_2_train_images" / f"{pid}.dcm",
+            pixels,
+            patient_id=pid,
+            study_uid=f"1.2.3.{i}.1",
+            series_uid=f"1.2.3.{i}.2",
+            sop_uid=f"1.2.3.{i}.3",
+        )
     out = tmp_path / "out"
     get_registry().get("dataset", "rsna").build({}).run(raw, out, 64, 1)
     assert verify(out) == []
@@ -162,7 +170,8 @@ def test_rsna_preprocess_with_real_labels_scales_real_boxes(tmp_path, rsna_rows)
     for row in rows:
         expected = sorted(
             tuple(round(float(r[k]) * 64 / 1024, 3) for k in ("x", "y", "width", "height"))
-            for r in by_patient[row["id"]] if r["Target"] == "1"
+            for r in by_patient[row["id"]]
+            if r["Target"] == "1"
         )
         got = sorted(tuple(round(v, 3) for v in b["bbox"]) for b in row["boxes"])
         assert len(got) == len(expected), row["id"]
@@ -173,6 +182,7 @@ def test_rsna_preprocess_with_real_labels_scales_real_boxes(tmp_path, rsna_rows)
 
 
 # ---------------------------------------------------------------- SIIM (real run-length file)
+
 
 @pytest.fixture(scope="module")
 def siim_csv(xrv_data, tmp_path_factory) -> Path:
@@ -211,9 +221,14 @@ def test_siim_preprocess_with_real_rles(tmp_path, siim_csv):
     keep = [lines[0]] + [line for line in lines[1:] if line.split(",", 1)[0] in ids]
     (raw / "train-rle.csv").write_text("\n".join(keep) + "\n")
     for i, image_id in enumerate(ids):
-        write_dicom(raw / "dicom-images-train" / f"1.2.{i}" / f"1.3.{i}" / f"{image_id}.dcm",
-                    np.full((1024, 1024), 80, dtype=np.uint8), patient_id=f"p{i}",
-                    study_uid=f"1.2.{i}", series_uid=f"1.3.{i}", sop_uid=image_id)
+        write_dicom(
+            raw / "dicom-images-train" / f"1.2.{i}" / f"1.3.{i}" / f"{image_id}.dcm",
+            np.full((1024, 1024), 80, dtype=np.uint8),
+            patient_id=f"p{i}",
+            study_uid=f"1.2.{i}",
+            series_uid=f"1.3.{i}",
+            sop_uid=image_id,
+        )
     out = tmp_path / "out"
     get_registry().get("dataset", "siim").build({}).run(raw, out, 128, 1)
     assert verify(out) == []
@@ -229,6 +244,7 @@ def test_siim_preprocess_with_real_rles(tmp_path, siim_csv):
 
 
 # ---------------------------------------------------------------- CheXpert (real index file)
+
 
 def test_chexpert_real_index(tmp_path, xrv_data):
     base = tmp_path / "CheXpert-v1.0-small"
@@ -258,13 +274,14 @@ def test_chexpert_real_index(tmp_path, xrv_data):
 
 # ---------------------------------------------------------------- pydicom-data (real chest CR)
 
+
 def test_real_chest_cr_dicom_reads_inverted_and_decoded(pydicom_data):
     image = read_dicom_gray8(pydicom_data / "RG1_UNCR.dcm")  # CR chest PA, MONOCHROME1, 15 bit
     assert image.shape == (1955, 1841) and image.dtype == np.uint8
     h, w = image.shape
     band = slice(int(0.3 * h), int(0.6 * h))
-    lungs = (image[band, int(0.2 * w): int(0.35 * w)].mean() + image[band, int(0.65 * w): int(0.8 * w)].mean()) / 2
-    mediastinum = image[band, int(0.45 * w): int(0.55 * w)].mean()
+    lungs = (image[band, int(0.2 * w) : int(0.35 * w)].mean() + image[band, int(0.65 * w) : int(0.8 * w)].mean()) / 2
+    mediastinum = image[band, int(0.45 * w) : int(0.55 * w)].mean()
     assert mediastinum > lungs + 40  # MONOCHROME1 was inverted: air dark, mediastinum bright
     # The lossless JPEG 2000 copy of the same radiograph decodes to the same pixels.
     assert np.array_equal(read_dicom_gray8(pydicom_data / "RG1_J2KR.dcm"), image)
@@ -276,7 +293,8 @@ def test_real_chest_dicom_through_rsna_preprocess(tmp_path, pydicom_data):
     (raw / "stage_2_train_images" / "real-cr.dcm").write_bytes((pydicom_data / "RG1_UNCR.dcm").read_bytes())
     (raw / "stage_2_train_images" / "not-a-dicom.dcm").write_bytes(b"garbage")
     (raw / "stage_2_train_labels.csv").write_text(
-        "patientId,x,y,width,height,Target\nreal-cr,184.1,391.0,368.2,782.0,1\nnot-a-dicom,,,,,0\n")
+        "patientId,x,y,width,height,Target\nreal-cr,184.1,391.0,368.2,782.0,1\nnot-a-dicom,,,,,0\n"
+    )
     out = tmp_path / "out"
     get_registry().get("dataset", "rsna").build({}).run(raw, out, 100, 1)
     rows = read_manifest(out).rows

@@ -6,7 +6,8 @@ from cmcgns.errors import DataError
 
 def _rows(positives: int, negatives: int) -> list[dict]:
     return [{"id": f"p{i}", "labels": {"y": 1.0}} for i in range(positives)] + [
-        {"id": f"n{i}", "labels": {"y": 0.0}} for i in range(negatives)]
+        {"id": f"n{i}", "labels": {"y": 0.0}} for i in range(negatives)
+    ]
 
 
 def test_fraction_is_stratified_so_a_rare_class_survives():

@@ -26,7 +26,9 @@ def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
 
 @pytest.mark.parametrize("mode", ["linear", "finetune"])
 def test_classification_learns_synthetic_labels(data_root, tmp_path, mode):
-    out = _run("covidx-cls", {"mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}, data_root, tmp_path)
+    out = _run(
+        "covidx-cls", {"mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}, data_root, tmp_path
+    )
     assert 0.0 <= out["auroc"] <= 1.0 and 0.0 <= out["acc"] <= 1.0
     assert out["auroc"] > 0.55, out  # consolidation vs none is visible even from random-init features
 
@@ -58,7 +60,9 @@ def test_mm_backbone_loads_our_export_with_backbone_prefix(tiny_pretrain_config)
 
     summary = pretrain(tiny_pretrain_config(stages=[{"name": "a", "steps": 1}]), progress=False)
     backbone = CMCGNSBackbone("vit_tiny_patch16_224", 32)
-    PretrainedInit(checkpoint=summary["export"]["mm"], prefix="backbone.", map_location="cpu")(backbone)  # what init_cfg runs
+    PretrainedInit(checkpoint=summary["export"]["mm"], prefix="backbone.", map_location="cpu")(
+        backbone
+    )  # what init_cfg runs
     exported = torch.load(summary["export"]["mm"], weights_only=True)["state_dict"]
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, exported["backbone." + key]), key
@@ -99,8 +103,21 @@ def test_benchmark_cli_tables_and_regression_gate(data_root, tmp_path):
     ok.write_text("- {task: covidx-cls, fraction: 1.0, metric: auroc, min: 0.0}\n")
     bad = tmp_path / "bad.yaml"
     bad.write_text("- {task: covidx-cls, fraction: 1.0, metric: auroc, value: 5.0, tolerance: 0.1}\n")
-    args = ["benchmark", "--tasks", "covidx-cls", "--fractions", "1.0", "--seeds", "0,1", "--data-root", str(data_root),
-            "--set", "covidx-cls.epochs=2", "--set", "covidx-cls.image_size=32"]
+    args = [
+        "benchmark",
+        "--tasks",
+        "covidx-cls",
+        "--fractions",
+        "1.0",
+        "--seeds",
+        "0,1",
+        "--data-root",
+        str(data_root),
+        "--set",
+        "covidx-cls.epochs=2",
+        "--set",
+        "covidx-cls.image_size=32",
+    ]
     res = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--expected", str(ok)])
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "a" / "results.jsonl").read_text().splitlines()

@@ -8,9 +8,16 @@ from cmcgns.models.features import Features
 def _features(b=2, grid=2, e=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     p = grid * grid
-    return Features(torch.randn(b, e, generator=g), torch.randn(b, e, generator=g), torch.randn(b, p, e, generator=g),
-                    torch.randn(b, 3, e, generator=g), torch.ones(b, 3, dtype=torch.bool), torch.randn(b, p, e, generator=g),
-                    torch.randn(b, 3, e, generator=g), (grid, grid))
+    return Features(
+        torch.randn(b, e, generator=g),
+        torch.randn(b, e, generator=g),
+        torch.randn(b, p, e, generator=g),
+        torch.randn(b, 3, e, generator=g),
+        torch.ones(b, 3, dtype=torch.bool),
+        torch.randn(b, p, e, generator=g),
+        torch.randn(b, 3, e, generator=g),
+        (grid, grid),
+    )
 
 
 def _head(**options):
@@ -22,7 +29,9 @@ def _head(**options):
 def test_cm_mir_decodes_the_full_image_with_distinct_decoder_layers():
     head = _head()
     feats = _features()
-    image = head.reconstruct(feats.patches, feats.report_to_image, random_patch_mask(2, 4, 0.5, torch.Generator(), "cpu"))
+    image = head.reconstruct(
+        feats.patches, feats.report_to_image, random_patch_mask(2, 4, 0.5, torch.Generator(), "cpu")
+    )
     assert image.shape == (2, 3, 32, 32)
     layers = head.decoder.layers
     assert layers[0] is not layers[1]
@@ -33,7 +42,9 @@ def test_cm_mir_learns_to_reconstruct_and_uses_text_features():
     torch.manual_seed(0)
     head = _head()
     feats = _features()
-    images = torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4) * 2 - 1, size=(32, 32), mode="bilinear")  # smooth: learnable
+    images = torch.nn.functional.interpolate(
+        torch.rand(2, 3, 4, 4) * 2 - 1, size=(32, 32), mode="bilinear"
+    )  # smooth: learnable
     opt = torch.optim.Adam(head.parameters(), lr=3e-3)
     losses = []
     for step in range(60):

@@ -24,9 +24,16 @@ def features(b=3, m=4, e=8, p=4, seed=0, mask=None):
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.bool) if mask is None else mask
     sentences = torch.randn(b, m, e, generator=g)
     i2r = torch.randn(b, m, e, generator=g) * mask.unsqueeze(-1)
-    return Features(torch.nn.functional.normalize(torch.randn(b, e, generator=g), dim=1),
-                    torch.nn.functional.normalize(torch.randn(b, e, generator=g), dim=1),
-                    torch.randn(b, p, e, generator=g), sentences, mask, torch.randn(b, p, e, generator=g), i2r, (2, 2))
+    return Features(
+        torch.nn.functional.normalize(torch.randn(b, e, generator=g), dim=1),
+        torch.nn.functional.normalize(torch.randn(b, e, generator=g), dim=1),
+        torch.randn(b, p, e, generator=g),
+        sentences,
+        mask,
+        torch.randn(b, p, e, generator=g),
+        i2r,
+        (2, 2),
+    )
 
 
 def test_local_report_problem_holds_every_sentence_of_the_batch_grouped_by_report():
@@ -51,14 +58,21 @@ def test_rank_slice_of_a_two_rank_batch():
     other = features(seed=1, mask=torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=torch.bool))
     mine = features(seed=2)
     # rank 0's contributions in the order the objective gathers them
-    queue = [other.image_global, other.report_global, normalize(other.sentences, dim=-1).reshape(12, 8),
-             normalize(other.image_to_report, dim=-1).reshape(12, 8), other.sentence_mask.reshape(-1)]
+    queue = [
+        other.image_global,
+        other.report_global,
+        normalize(other.sentences, dim=-1).reshape(12, 8),
+        normalize(other.image_to_report, dim=-1).reshape(12, 8),
+        other.sentence_mask.reshape(-1),
+    ]
 
     def gather(x):
         return torch.cat([queue.pop(0), x])
 
     sampler = Recording()
-    objective = CMCGNSObjective(ObjectiveConfig(), 8, sampler, None, rank=1, world_size=2, gather=gather, gather_no_grad=gather)
+    objective = CMCGNSObjective(
+        ObjectiveConfig(), 8, sampler, None, rank=1, world_size=2, gather=gather, gather_no_grad=gather
+    )
     objective(mine, step=0)
     (problem,) = sampler.problems
     assert not queue
@@ -90,14 +104,19 @@ def test_logit_scale_is_clamped():
 def test_objective_losses_fall_on_learnable_features():
     torch.manual_seed(0)
     feats = features(b=6, mask=torch.ones(6, 4, dtype=torch.bool))
-    params = {k: torch.nn.Parameter(getattr(feats, k).clone()) for k in
-              ("image_global", "report_global", "patches", "sentences", "report_to_image", "image_to_report")}
+    params = {
+        k: torch.nn.Parameter(getattr(feats, k).clone())
+        for k in ("image_global", "report_global", "patches", "sentences", "report_to_image", "image_to_report")
+    }
     objective = CMCGNSObjective(ObjectiveConfig(local_report_temperature=0.2), 8, InBatchSampler(), None)
     opt = torch.optim.Adam([*params.values(), *objective.parameters()], lr=0.05)
     history = []
     for step in range(80):
-        f = Features(**{k: torch.nn.functional.normalize(v, dim=-1) if k.endswith("global") else v for k, v in params.items()},
-                     sentence_mask=feats.sentence_mask, grid=feats.grid)
+        f = Features(
+            **{k: torch.nn.functional.normalize(v, dim=-1) if k.endswith("global") else v for k, v in params.items()},
+            sentence_mask=feats.sentence_mask,
+            grid=feats.grid,
+        )
         out = objective(f, step)
         opt.zero_grad()
         total_loss(out).backward()

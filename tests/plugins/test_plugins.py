@@ -6,7 +6,7 @@ import pytest
 from cmcgns.errors import PluginError
 from cmcgns.plugins import manager
 from cmcgns.plugins.registry import Registry
-from cmcgns.samplers import cm_cgns, in_batch
+from cmcgns.samplers import in_batch
 from cmcgns.testing.sampler_contract import check_sampler
 
 
@@ -115,7 +115,9 @@ def test_duplicate_name_error_names_both_plugins():
 
 def test_plugin_raising_in_hook_is_reported(monkeypatch, tmp_path):
     mod = tmp_path / "raising_plugin.py"
-    mod.write_text("from cmcgns.plugins import hookimpl\n@hookimpl\ndef register_negative_samplers(register):\n    raise RuntimeError('boom')\n")
+    mod.write_text(
+        "from cmcgns.plugins import hookimpl\n@hookimpl\ndef register_negative_samplers(register):\n    raise RuntimeError('boom')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     _fake_entry_points(monkeypatch, "raising_plugin")
     with pytest.raises(PluginError, match="'broken' failed in register_negative_samplers: RuntimeError: boom"):

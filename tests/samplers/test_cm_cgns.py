@@ -14,7 +14,9 @@ from cmcgns.samplers.in_batch import InBatchSampler, info_nce
 
 def problem(anchors, candidates, step=0, temperature=1.0, rows=None, symmetric=False):
     n = anchors.shape[0]
-    return ContrastiveProblem(anchors, candidates, torch.arange(n) // 2, rows or slice(0, n), temperature, step, symmetric)
+    return ContrastiveProblem(
+        anchors, candidates, torch.arange(n) // 2, rows or slice(0, n), temperature, step, symmetric
+    )
 
 
 def clustered(n_per=4, k=3, dim=8, noise=0.05, seed=0):
@@ -51,7 +53,9 @@ def test_mask_mode_removes_same_cluster_negatives_but_never_all():
     assert masked < plain - 0.1  # genuine same-cluster negatives were removed
     # one centroid takes every row: masking would leave no negative, so nothing is masked
     mean = F.normalize(feats.mean(0), dim=0)
-    one = ready_sampler(torch.stack([mean, -mean, F.normalize(torch.randn(8), dim=0)]), false_negatives="mask", hard_negatives=False)
+    one = ready_sampler(
+        torch.stack([mean, -mean, F.normalize(torch.randn(8), dim=0)]), false_negatives="mask", hard_negatives=False
+    )
     assert torch.allclose(one(problem(feats, feats)).loss, plain, atol=1e-6)
 
 
@@ -68,7 +72,9 @@ def test_bml_acts_only_on_same_cluster_pairs():
         return (F.relu(delta + 0.2) + F.relu(-delta - 0.5))[same].mean()
 
     assert torch.allclose(out.stats["bml"], bml(feats, feats), atol=1e-6)
-    assert torch.allclose(out.loss, info_nce(p) + bml(feats, feats), atol=1e-5)  # same-cluster pairs stay in the denominator
+    assert torch.allclose(
+        out.loss, info_nce(p) + bml(feats, feats), atol=1e-5
+    )  # same-cluster pairs stay in the denominator
     moved = feats.clone()  # move a candidate that is a different-cluster negative of rows 0-3
     moved[11] = F.normalize(moved[11] + 0.2 * moved[0], dim=0)
     assert torch.equal(kmeans.assign(moved, centers), labels)
@@ -78,7 +84,9 @@ def test_bml_acts_only_on_same_cluster_pairs():
 
 def test_hard_negative_is_the_second_nearest_centroid_with_logit_weight():
     feats, centers = clustered()
-    out = ready_sampler(centers, false_negatives="none", hard_negative_weight=3.0)(problem(feats, feats, temperature=0.5))
+    out = ready_sampler(centers, false_negatives="none", hard_negative_weight=3.0)(
+        problem(feats, feats, temperature=0.5)
+    )
     idx, hard_cos = second_nearest_centroid(feats, centers)
     assert (idx != kmeans.assign(feats, centers)).all()  # never the anchor's own centre
     assert torch.allclose(hard_cos, (feats * centers[idx]).sum(1))
@@ -88,7 +96,9 @@ def test_hard_negative_is_the_second_nearest_centroid_with_logit_weight():
     assert torch.allclose(out.loss, F.cross_entropy(logits, torch.arange(12)), atol=1e-6)
     count = ready_sampler(centers, false_negatives="none", hard_negative_weight=3.0, hard_negative_weighting="count")
     logits_c = torch.cat([feats @ feats.t() / 0.5, (hard_cos / 0.5 + math.log(3.0)).unsqueeze(1)], dim=1)
-    assert torch.allclose(count(problem(feats, feats, temperature=0.5)).loss, F.cross_entropy(logits_c, torch.arange(12)), atol=1e-6)
+    assert torch.allclose(
+        count(problem(feats, feats, temperature=0.5)).loss, F.cross_entropy(logits_c, torch.arange(12)), atol=1e-6
+    )
 
 
 def test_lazy_initialisation_waits_for_the_threshold_and_pools_rows_over_steps():
@@ -135,7 +145,9 @@ def test_cluster_ns_clusters_the_anchors_and_cm_cgns_the_candidates():
 
     def means(x):
         labels = kmeans.assign(x, centers)
-        return torch.stack([F.normalize(x[labels == k].mean(0), dim=0) if (labels == k).any() else centers[k] for k in range(3)])
+        return torch.stack(
+            [F.normalize(x[labels == k].mean(0), dim=0) if (labels == k).any() else centers[k] for k in range(3)]
+        )
 
     assert torch.allclose(cm.centroids, means(candidates), atol=1e-5)
     assert torch.allclose(ns.centroids, means(anchors), atol=1e-5)

@@ -6,8 +6,9 @@ from cmcgns.training.pretrain import build_model, pretrain, resolve_components
 
 
 def test_loss_goes_down_on_learnable_data(tiny_pretrain_config):
-    cfg = tiny_pretrain_config(**{"stages": [{"name": "align", "steps": 16}], "train.lr": 1e-3, "train.log_every": 1,
-                                  "head": {"name": "none"}})
+    cfg = tiny_pretrain_config(
+        **{"stages": [{"name": "align", "steps": 16}], "train.lr": 1e-3, "train.log_every": 1, "head": {"name": "none"}}
+    )
     pretrain(cfg, progress=False)
     import csv
 
@@ -66,9 +67,16 @@ def test_stages_in_epochs_and_optimiser_reset(tiny_pretrain_config, tmp_path):
     import csv
 
     def lrs(reset):
-        cfg = tiny_pretrain_config(**{"run_dir": str(tmp_path / f"r{reset}"), "train.lr": 1e-3, "train.warmup_steps": 1,
-                                      "train.batch_size": 16, "head": {"name": "none"},
-                                      "stages": [{"name": "a", "epochs": 1}, {"name": "b", "epochs": 0.5, "reset_optimizer": reset}]})
+        cfg = tiny_pretrain_config(
+            **{
+                "run_dir": str(tmp_path / f"r{reset}"),
+                "train.lr": 1e-3,
+                "train.warmup_steps": 1,
+                "train.batch_size": 16,
+                "head": {"name": "none"},
+                "stages": [{"name": "a", "epochs": 1}, {"name": "b", "epochs": 0.5, "reset_optimizer": reset}],
+            }
+        )
         summary = pretrain(cfg, progress=False)
         rows = list(csv.DictReader((cfg.run_dir / "metrics.csv").open()))
         return summary, [float(r["lr"]) for r in rows]

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 
-def write_dicom(path: Path, pixels: np.ndarray, *, patient_id: str, study_uid: str, series_uid: str, sop_uid: str, view: str = "PA") -> None:
+def write_dicom(
+    path: Path, pixels: np.ndarray, *, patient_id: str, study_uid: str, series_uid: str, sop_uid: str, view: str = "PA"
+) -> None:
     import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage

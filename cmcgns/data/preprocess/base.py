@@ -8,7 +8,8 @@ import functools
 import hashlib
 import multiprocessing
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -40,8 +41,13 @@ class DropReport:
         return sum(self.counts.values())
 
     def to_dict(self, considered: int, kept: int) -> dict[str, Any]:
-        return {"considered": considered, "kept": kept, "dropped": self.total, "by_reason": dict(self.counts),
-                "examples": dict(self.examples)}
+        return {
+            "considered": considered,
+            "kept": kept,
+            "dropped": self.total,
+            "by_reason": dict(self.counts),
+            "examples": dict(self.examples),
+        }
 
 
 def stable_split(key: str, fractions: dict[str, float]) -> str:
@@ -112,8 +118,17 @@ class PreprocessResult:
     splits: dict[str, int]
 
 
-def write_outputs(out: Path, dataset: str, kind: str, rows: list[dict], drops: DropReport, considered: int,
-                  image_size: int, source: Path, extra_meta: dict[str, Any] | None = None) -> PreprocessResult:
+def write_outputs(
+    out: Path,
+    dataset: str,
+    kind: str,
+    rows: list[dict],
+    drops: DropReport,
+    considered: int,
+    image_size: int,
+    source: Path,
+    extra_meta: dict[str, Any] | None = None,
+) -> PreprocessResult:
     splits = write_manifest(out, dataset, kind, rows, image_size, source, extra_meta)
     write_json(out / DROP_REPORT_NAME, drops.to_dict(considered, len(rows)))
     return PreprocessResult(out, len(rows), drops.total, splits)
@@ -134,8 +149,13 @@ def image_jobs(out: Path, items: Iterable[tuple[str, Path]]) -> list[tuple[str, 
     return jobs
 
 
-def run_image_jobs(jobs: list[tuple[str, Path, Path, str]], size: int, workers: int, drops: DropReport,
-                   on_ok: Callable[[str, str, tuple[int, int]], None]) -> None:
+def run_image_jobs(
+    jobs: list[tuple[str, Path, Path, str]],
+    size: int,
+    workers: int,
+    drops: DropReport,
+    on_ok: Callable[[str, str, tuple[int, int]], None],
+) -> None:
     results = cache_images([(src, dst) for _, src, dst, _ in jobs], size, workers)
     for (item_id, src, _, rel), (hw, err) in zip(jobs, results):
         if err:
@@ -149,7 +169,7 @@ def cache_candidates(out: Path, candidates: dict[str, dict], size: int, workers:
     """Resize every candidate's `_src` image into the cache; rows (sorted by id) get `image`."""
     rows: list[dict] = []
 
-    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
+    def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:  # noqa: ARG001 (interface)
         row = {k: v for k, v in candidates[item_id].items() if k != "_src"}
         rows.append({**row, "image": rel})
 

@@ -44,8 +44,13 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
             labels = {k: _value(row[k], uncertain) for k in COMPETITION_LABELS}
         except ValueError:
             raise DataError(f"{csv_path}:{lineno}: label values must be blank, 1.0, 0.0 or -1.0") from None
-        candidates[item_id] = {"id": item_id, "split": split, "patient": patient, "labels": labels,
-                               "_src": base.parent / row["Path"]}
+        candidates[item_id] = {
+            "id": item_id,
+            "split": split,
+            "patient": patient,
+            "labels": labels,
+            "_src": base.parent / row["Path"],
+        }
     return candidates, len(table)
 
 
@@ -59,5 +64,14 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
         candidates.update(found)
         considered += n
     rows = cache_candidates(out, candidates, image_size, workers, drops)
-    return write_outputs(out, "chexpert", "classification", rows, drops, considered, image_size, source,
-                         {"labels": COMPETITION_LABELS, "uncertain_policy": uncertain})
+    return write_outputs(
+        out,
+        "chexpert",
+        "classification",
+        rows,
+        drops,
+        considered,
+        image_size,
+        source,
+        {"labels": COMPETITION_LABELS, "uncertain_policy": uncertain},
+    )

@@ -19,10 +19,24 @@ def write_coco(out: Path, rows: list[dict], categories: list[str], image_size: i
             images.append({"id": image_id, "file_name": row["image"], "width": image_size, "height": image_size})
             for box in row["boxes"]:
                 x, y, w, h = box["bbox"]
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": categories.index(box["category"]) + 1,
-                                    "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
-        write_json(out / coco_name(split), {"images": images, "annotations": annotations,
-                                            "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)]})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": categories.index(box["category"]) + 1,
+                        "bbox": [x, y, w, h],
+                        "area": w * h,
+                        "iscrowd": 0,
+                    }
+                )
+        write_json(
+            out / coco_name(split),
+            {
+                "images": images,
+                "annotations": annotations,
+                "categories": [{"id": i + 1, "name": c} for i, c in enumerate(categories)],
+            },
+        )
         written[split] = coco_name(split)
     return written
 

@@ -32,7 +32,14 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
                 drops.drop(f"{index}:{lineno}", "unknown_label", label)
                 continue
             item_id = f"{split}_{Path(filename).stem}"
-            candidates[item_id] = {"id": item_id, "patient": patient, "split": split,
-                                   "labels": {"COVID-19": float(label in POSITIVE)}, "_src": source / split / filename}
+            candidates[item_id] = {
+                "id": item_id,
+                "patient": patient,
+                "split": split,
+                "labels": {"COVID-19": float(label in POSITIVE)},
+                "_src": source / split / filename,
+            }
     rows = cache_candidates(out, candidates, image_size, workers, drops)
-    return write_outputs(out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]})
+    return write_outputs(
+        out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]}
+    )

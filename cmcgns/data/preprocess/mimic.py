@@ -16,13 +16,21 @@ FRONTAL = ("PA", "AP")
 WHAT = "MIMIC-CXR csv"
 
 
-def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1,
-               reports_root: Path | None = None) -> object:
+def preprocess(
+    source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1, reports_root: Path | None = None
+) -> object:
     reports_root = reports_root or source
-    splits = {r["dicom_id"]: r["split"] for r in read_csv(source / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "split"], WHAT)}
-    metadata = read_csv(source / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "subject_id", "study_id", "ViewPosition"], WHAT)
-    labels = {(r["subject_id"], r["study_id"]): r
-              for r in read_csv(source / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id"], WHAT)}
+    splits = {
+        r["dicom_id"]: r["split"]
+        for r in read_csv(source / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "split"], WHAT)
+    }
+    metadata = read_csv(
+        source / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "subject_id", "study_id", "ViewPosition"], WHAT
+    )
+    labels = {
+        (r["subject_id"], r["study_id"]): r
+        for r in read_csv(source / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id"], WHAT)
+    }
     drops = DropReport()
     chosen: dict[tuple[str, str], dict[str, str]] = {}
     for row in metadata:
@@ -53,7 +61,11 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sente
         if not text.strip():
             drops.drop(str(report_path), "empty_report")
             continue
-        sentences = [{"index": 0, "section": name, "text": s} for name, body in report_body(split_sections(text)) for s in split_sentences(body)]
+        sentences = [
+            {"index": 0, "section": name, "text": s}
+            for name, body in report_body(split_sections(text))
+            for s in split_sentences(body)
+        ]
         for i, s in enumerate(sentences):
             s["index"] = i
         if len(sentences) < min_sentences:
@@ -63,14 +75,21 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, min_sente
         try:
             study_labels = {name: chexpert_label(lab.get(name, "")) for name in CHEXPERT_LABELS}
         except ValueError:
-            raise DataError(f"{source / 'mimic-cxr-2.0.0-chexpert.csv.gz'}: study {study}: labels must be blank, 1.0, 0.0 or -1.0") from None
+            raise DataError(
+                f"{source / 'mimic-cxr-2.0.0-chexpert.csv.gz'}: study {study}: labels must be blank, 1.0, 0.0 or -1.0"
+            ) from None
         candidates[row["dicom_id"]] = {
-            "id": row["dicom_id"], "subject_id": subject, "study_id": study, "split": splits[row["dicom_id"]],
-            "view": row["ViewPosition"], "sentences": sentences,
+            "id": row["dicom_id"],
+            "subject_id": subject,
+            "study_id": study,
+            "split": splits[row["dicom_id"]],
+            "view": row["ViewPosition"],
+            "sentences": sentences,
             "labels": study_labels,
             "_src": source / folder / f"s{study}" / f"{row['dicom_id']}.jpg",
         }
     rows = cache_candidates(out, candidates, image_size, workers, drops)
     rows.sort(key=lambda r: (r["split"], r["study_id"]))
-    return write_outputs(out, "mimic-cxr", "pretrain", rows, drops, len(metadata), image_size, source,
-                         {"labels": CHEXPERT_LABELS})
+    return write_outputs(
+        out, "mimic-cxr", "pretrain", rows, drops, len(metadata), image_size, source, {"labels": CHEXPERT_LABELS}
+    )

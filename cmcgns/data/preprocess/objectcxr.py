@@ -37,17 +37,38 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             boxes = parse_annotation(row["annotation"], f"{csv_path}:{lineno}")
             split = "test" if official == "dev" else stable_split(row["image_name"], {"train": 0.85, "val": 0.15})
             item_id = f"{official}_{Path(row['image_name']).stem}"
-            candidates[item_id] = {"id": item_id, "split": split, "_boxes": boxes, "_src": source / official / row["image_name"]}
+            candidates[item_id] = {
+                "id": item_id,
+                "split": split,
+                "_boxes": boxes,
+                "_src": source / official / row["image_name"],
+            }
     rows: list[dict] = []
 
     def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
         c = candidates[item_id]
         boxes = [b for b in (scale_box(*box, hw, image_size) for box in c["_boxes"]) if b]
-        rows.append({"id": item_id, "image": rel, "split": c["split"], "labels": {"Foreign Object": float(bool(boxes))},
-                     "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes]})
+        rows.append(
+            {
+                "id": item_id,
+                "image": rel,
+                "split": c["split"],
+                "labels": {"Foreign Object": float(bool(boxes))},
+                "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes],
+            }
+        )
 
     run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
     coco = write_coco(out, rows, [CATEGORY], image_size)
-    return write_outputs(out, "object-cxr", "detection", rows, drops, len(candidates), image_size, source,
-                         {"labels": ["Foreign Object"], "categories": [CATEGORY], "coco": coco})
+    return write_outputs(
+        out,
+        "object-cxr",
+        "detection",
+        rows,
+        drops,
+        len(candidates),
+        image_size,
+        source,
+        {"labels": ["Foreign Object"], "categories": [CATEGORY], "coco": coco},
+    )

@@ -46,15 +46,31 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
         boxes = [b for b in (scale_box(*box, hw, image_size) for box in p["boxes"]) if b]
         mask = np.zeros((image_size, image_size), dtype=np.uint8)
         for x, y, w, h in boxes:
-            mask[int(y): int(np.ceil(y + h)), int(x): int(np.ceil(x + w))] = 1
+            mask[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
         mask_rel = write_mask(out, rel, mask)
-        rows.append({"id": pid, "image": rel, "mask": mask_rel, "split": stable_split(pid, SPLITS),
-                     "labels": {"Pneumonia": float(p["target"])},
-                     "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes]})
+        rows.append(
+            {
+                "id": pid,
+                "image": rel,
+                "mask": mask_rel,
+                "split": stable_split(pid, SPLITS),
+                "labels": {"Pneumonia": float(p["target"])},
+                "boxes": [{"bbox": b, "category": CATEGORY} for b in boxes],
+            }
+        )
 
     jobs = image_jobs(out, ((pid, source / "stage_2_train_images" / f"{pid}.dcm") for pid in patients))
     run_image_jobs(jobs, image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
     coco = write_coco(out, rows, [CATEGORY], image_size)
-    return write_outputs(out, "rsna", "detection", rows, drops, len(patients), image_size, source,
-                         {"labels": ["Pneumonia"], "categories": [CATEGORY], "coco": coco, "mask_classes": ["background", CATEGORY]})
+    return write_outputs(
+        out,
+        "rsna",
+        "detection",
+        rows,
+        drops,
+        len(patients),
+        image_size,
+        source,
+        {"labels": ["Pneumonia"], "categories": [CATEGORY], "coco": coco, "mask_classes": ["background", CATEGORY]},
+    )

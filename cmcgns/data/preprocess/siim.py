@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from cmcgns.data.formats import siim_rle
-from cmcgns.data.preprocess.base import DropReport, image_jobs, resize_mask, run_image_jobs, stable_split, write_mask, write_outputs
+from cmcgns.data.preprocess.base import (
+    DropReport,
+    image_jobs,
+    resize_mask,
+    run_image_jobs,
+    stable_split,
+    write_mask,
+    write_outputs,
+)
 from cmcgns.data.preprocess.tabular import read_csv
 
 SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
@@ -50,10 +58,26 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             return
         small = resize_mask(mask, image_size)
         mask_rel = write_mask(out, rel, small.astype(np.uint8))
-        rows.append({"id": image_id, "image": rel, "mask": mask_rel, "split": stable_split(image_id, SPLITS),
-                     "labels": {"Pneumothorax": float(mask.any())}})  # full resolution: tiny ones survive
+        rows.append(
+            {
+                "id": image_id,
+                "image": rel,
+                "mask": mask_rel,
+                "split": stable_split(image_id, SPLITS),
+                "labels": {"Pneumothorax": float(mask.any())},
+            }
+        )  # full resolution: tiny ones survive
 
     run_image_jobs(image_jobs(out, present.items()), image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
-    return write_outputs(out, "siim", "segmentation", rows, drops, len(rles), image_size, source,
-                         {"labels": ["Pneumothorax"], "mask_classes": ["background", "pneumothorax"]})
+    return write_outputs(
+        out,
+        "siim",
+        "segmentation",
+        rows,
+        drops,
+        len(rles),
+        image_size,
+        source,
+        {"labels": ["Pneumothorax"], "mask_classes": ["background", "pneumothorax"]},
+    )

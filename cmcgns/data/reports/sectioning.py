@@ -27,7 +27,9 @@ SECTION_ALIASES = {
 }
 
 _HEADER = re.compile(
-    r"^[ \t]*(?P<name>" + "|".join(sorted((re.escape(k) for k in SECTION_ALIASES), key=len, reverse=True)) + r")[ \t]*(?::|$)",
+    r"^[ \t]*(?P<name>"
+    + "|".join(sorted((re.escape(k) for k in SECTION_ALIASES), key=len, reverse=True))
+    + r")[ \t]*(?::|$)",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -20,7 +20,7 @@ class Geometry:
     heart_radius: float
 
     @classmethod
-    def sample(cls, rng: np.random.Generator) -> "Geometry":
+    def sample(cls, rng: np.random.Generator) -> Geometry:
         return cls(
             dx=float(rng.uniform(-0.03, 0.03)),
             dy=float(rng.uniform(-0.03, 0.03)),
@@ -91,14 +91,16 @@ def draw_chest(canvas: Canvas, geo: Geometry, rng: np.random.Generator) -> tuple
     ribs = np.zeros_like(img)
     for k in range(9):
         y0 = 0.2 + 0.065 * k * geo.scale + geo.dy
-        for side, sign in (("right", -1), ("left", 1)):
+        for sign in (-1, 1):  # right, left
             cx = 0.5 + sign * 0.05 + geo.dx
             pts = [(cx + sign * t, y0 + 0.18 * t * t + 0.02 * t) for t in np.linspace(0.0, 0.36, 8)]
             ribs = np.maximum(ribs, canvas.line(pts, 0.006 * canvas.size / canvas.size + 0.006))
     img += 0.1 * ribs * body
     # clavicles
     for sign in (-1, 1):
-        img += 0.12 * canvas.line([(0.5 + sign * 0.04 + geo.dx, 0.17 + geo.dy), (0.5 + sign * 0.3 + geo.dx, 0.13 + geo.dy)], 0.012)
+        img += 0.12 * canvas.line(
+            [(0.5 + sign * 0.04 + geo.dx, 0.17 + geo.dy), (0.5 + sign * 0.3 + geo.dx, 0.13 + geo.dy)], 0.012
+        )
     # diaphragm domes below the lungs
     for side in ("right", "left"):
         cx, cy, rx, ry = geo.lung(side)

@@ -97,7 +97,12 @@ def _sides(side: str) -> tuple[str, ...]:
 
 
 def draw_findings(
-    img: np.ndarray, masks: dict[str, np.ndarray], findings: list[Finding], canvas: Canvas, geo: Geometry, rng: np.random.Generator
+    img: np.ndarray,
+    masks: dict[str, np.ndarray],
+    findings: list[Finding],
+    canvas: Canvas,
+    geo: Geometry,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     severity_gain = {"mild": 0.6, "moderate": 0.85, "severe": 1.1}
     for f in findings:
@@ -125,7 +130,9 @@ def draw_findings(
             cx, cy, rx, ry = geo.lung(f.side)
             lung = masks[f"{f.side}_lung"]
             depth = rng.uniform(0.18, 0.3) * gain
-            inner = canvas.ellipse(cx + (0.02 if f.side == "right" else -0.02), cy + 0.05, rx * (1 - depth), ry * (1 - depth * 0.8), 0.03)
+            inner = canvas.ellipse(
+                cx + (0.02 if f.side == "right" else -0.02), cy + 0.05, rx * (1 - depth), ry * (1 - depth * 0.8), 0.03
+            )
             air = np.clip(lung - inner, 0, 1) * (canvas.yy < cy + 0.1 * ry)
             img = img * (1 - 0.55 * air) - 0.03 * air
             edge = np.clip(inner * (1 - inner) * 4, 0, 1) * (canvas.yy < cy + 0.1 * ry) * lung
@@ -189,7 +196,12 @@ def chexpert_labels(findings: list[Finding]) -> dict[str, float | None]:
     return labels
 
 
-def foreign_objects(rng: np.random.Generator, canvas: Canvas, img: np.ndarray, geo: Geometry) -> tuple[np.ndarray, list[dict]]:
+def foreign_objects(
+    rng: np.random.Generator,
+    canvas: Canvas,
+    img: np.ndarray,
+    geo: Geometry,  # noqa: ARG001 (interface)
+) -> tuple[np.ndarray, list[dict]]:
     """Object-CXR style radiopaque foreign objects: rectangles, ellipses (rings/buttons) and polygons."""
     annotations: list[dict] = []
     for _ in range(int(rng.integers(1, 4))):

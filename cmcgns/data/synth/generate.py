@@ -21,8 +21,17 @@ def _work(dataset: str, out: str, seed: int, size: int, corrupt_fraction: float,
     return layout_module(dataset).write_study(Path(out), seed, index, size, corrupt)
 
 
-def generate(dataset: str, out: Path, n: int, *, seed: int = 0, image_size: int = 256, workers: int = 1,
-             corrupt_fraction: float = 0.0, progress=None) -> dict:
+def generate(
+    dataset: str,
+    out: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    image_size: int = 256,
+    workers: int = 1,
+    corrupt_fraction: float = 0.0,
+    progress=None,
+) -> dict:
     if dataset not in LAYOUTS:
         raise DataError(f"unknown synthetic dataset {dataset!r}; choose one of {', '.join(LAYOUTS)}")
     if n < 1:
@@ -44,12 +53,20 @@ def generate(dataset: str, out: Path, n: int, *, seed: int = 0, image_size: int 
     else:
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(workers) as pool:
-            for done, chunk in enumerate(pool.imap(work, range(n), chunksize=max(1, min(64, n // (workers * 8) or 1))), 1):
+            for done, chunk in enumerate(
+                pool.imap(work, range(n), chunksize=max(1, min(64, n // (workers * 8) or 1))), 1
+            ):
                 rows.extend(chunk)
                 if progress:
                     progress(done, n)
     layout_module(dataset).finalize(out, rows, seed)
-    summary = {"dataset": dataset, "studies": n, "seed": seed, "image_size": image_size,
-               "corrupt_fraction": corrupt_fraction, "seconds": round(time.perf_counter() - start, 3)}
+    summary = {
+        "dataset": dataset,
+        "studies": n,
+        "seed": seed,
+        "image_size": image_size,
+        "corrupt_fraction": corrupt_fraction,
+        "seconds": round(time.perf_counter() - start, 3),
+    }
     write_json(out / MANIFEST_NAME, summary)
     return summary

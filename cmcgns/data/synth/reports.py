@@ -42,7 +42,11 @@ def finding_sentence(f: Finding, rng: np.random.Generator) -> str:
     if f.kind == "cardiomegaly":
         base = str(rng.choice([f"{severity} cardiomegaly", "the heart is enlarged", "enlarged cardiac silhouette"]))
     elif f.kind == "support_device":
-        tip = {"endotracheal tube": "terminates about 4 cm above the carina", "central venous catheter": "terminates in the SVC", "pacemaker": "leads in standard position"}[f.subtype]
+        tip = {
+            "endotracheal tube": "terminates about 4 cm above the carina",
+            "central venous catheter": "terminates in the SVC",
+            "pacemaker": "leads in standard position",
+        }[f.subtype]
         return f"{f.subtype.capitalize()} {tip}."
     elif f.kind == "edema":
         base = f"{severity} {rng.choice(SYNONYMS['edema'])}"
@@ -70,7 +74,11 @@ def write_report(findings: list[Finding], rng: np.random.Generator) -> tuple[str
     findings_text = " ".join(sentences[i] for i in order)
     acute = [f for f in findings if f.kind != "support_device"]
     if not acute:
-        impression = str(rng.choice(["No acute cardiopulmonary process.", "No acute intrathoracic abnormality.", "Normal chest radiograph."]))
+        impression = str(
+            rng.choice(
+                ["No acute cardiopulmonary process.", "No acute intrathoracic abnormality.", "Normal chest radiograph."]
+            )
+        )
     else:
         parts = []
         for i, f in enumerate(acute[:3], start=1):
@@ -82,7 +90,11 @@ def write_report(findings: list[Finding], rng: np.random.Generator) -> tuple[str
 
 def mimic_report_text(findings_text: str, impression: str, rng: np.random.Generator, view: str) -> str:
     """Full report in MIMIC-CXR's free-text style."""
-    indication = str(rng.choice(["___-year-old with shortness of breath.", "Evaluate for pneumonia.", "Cough and fever.", "Line placement."]))
+    indication = str(
+        rng.choice(
+            ["___-year-old with shortness of breath.", "Evaluate for pneumonia.", "Cough and fever.", "Line placement."]
+        )
+    )
     return (
         "                                 FINAL REPORT\n"
         f" EXAMINATION:  CHEST ({view})\n \n"

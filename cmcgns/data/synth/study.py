@@ -56,7 +56,9 @@ def make_study(seed: int, index: int, size: int, *, force: str | None = None, wi
         img, objects = foreign_objects(rng, canvas, img, geo)
     findings_text, impression = write_report(findings, rng)
     view = str(rng.choice(["PA", "AP"], p=(0.7, 0.3)))
-    return Study(index, finish(img, rng), findings, chexpert_labels(findings), findings_text, impression, view, objects, rng)
+    return Study(
+        index, finish(img, rng), findings, chexpert_labels(findings), findings_text, impression, view, objects, rng
+    )
 
 
 def lateral_view(study: Study, seed: int) -> np.ndarray:

@@ -28,7 +28,12 @@ from mmseg.registry import MODELS as SEG_MODELS
 def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
     import timm
 
-    model = timm.create_model(timm_name, pretrained=False, num_classes=0, **({"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}))
+    model = timm.create_model(
+        timm_name,
+        pretrained=False,
+        num_classes=0,
+        **({"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}),
+    )
     if hasattr(model, "blocks"):
         return [model.num_features] * 3
     return [info["num_chs"] for info in model.feature_info[-3:]]
@@ -58,17 +63,23 @@ class CMCGNSBackbone(BaseModule):
         state = load_file(self.checkpoint)
         missing, unexpected = self.encoder.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise RuntimeError(f"{self.checkpoint}: keys do not match {type(self.encoder).__name__} "
-                               f"({len(missing)} missing, e.g. {missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+            raise RuntimeError(
+                f"{self.checkpoint}: keys do not match {type(self.encoder).__name__} "
+                f"({len(missing)} missing, e.g. {missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})"
+            )
         self._is_init = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.is_vit:
-            tokens = self.encoder.forward_features(x)[:, getattr(self.encoder, "num_prefix_tokens", 1):]
+            tokens = self.encoder.forward_features(x)[:, getattr(self.encoder, "num_prefix_tokens", 1) :]
             b, n, d = tokens.shape
-            g = int(round(n ** 0.5))
+            g = int(round(n**0.5))
             fmap = tokens.transpose(1, 2).reshape(b, d, g, g)
-            return (F.interpolate(fmap, scale_factor=2.0, mode="bilinear", align_corners=False), fmap, F.max_pool2d(fmap, 2))
+            return (
+                F.interpolate(fmap, scale_factor=2.0, mode="bilinear", align_corners=False),
+                fmap,
+                F.max_pool2d(fmap, 2),
+            )
         feats = self.encoder.forward_intermediates(x, intermediates_only=True)
         return tuple(feats[-3:])
 
@@ -90,9 +101,17 @@ class CMCGNSSegDataset(BaseSegDataset):
         from cmcgns.data.manifest import read_manifest
 
         rows = read_manifest(self.manifest_dir).split(self.split)
-        return [dict(img_path=str(self.manifest_dir / r["image"]), seg_map_path=str(self.manifest_dir / r["mask"]),
-                     label_map=None, reduce_zero_label=False, seg_fields=[], sample_idx=i)
-                for i, r in enumerate(rows)]
+        return [
+            dict(
+                img_path=str(self.manifest_dir / r["image"]),
+                seg_map_path=str(self.manifest_dir / r["mask"]),
+                label_map=None,
+                reduce_zero_label=False,
+                seg_fields=[],
+                sample_idx=i,
+            )
+            for i, r in enumerate(rows)
+        ]
 
 
 if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
@@ -102,7 +121,7 @@ if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
 class ForegroundDice(BaseMetric):
     default_prefix = "seg"
 
-    def process(self, data_batch, data_samples) -> None:
+    def process(self, data_batch, data_samples) -> None:  # noqa: ARG002 (interface)
         for sample in data_samples:
             pred = sample["pred_sem_seg"]["data"].squeeze().cpu() == 1
             gt = sample["gt_sem_seg"]["data"].squeeze().cpu() == 1

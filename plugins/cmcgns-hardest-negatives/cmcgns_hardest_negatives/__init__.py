@@ -13,7 +13,8 @@ from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOut
 class HardestKOptions(Options):
     k: int = pydantic.Field(4, ge=1)
     skip_same_group: bool = pydantic.Field(
-        False, description="never use rows of the anchor's own report as negatives (e.g. its other sentences)")
+        False, description="never use rows of the anchor's own report as negatives (e.g. its other sentences)"
+    )
 
 
 class HardestKSampler(NegativeSampler):
@@ -21,7 +22,9 @@ class HardestKSampler(NegativeSampler):
         super().__init__()
         self.options = options
 
-    def _loss(self, anchors: torch.Tensor, candidates: torch.Tensor, problem: ContrastiveProblem) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, anchors: torch.Tensor, candidates: torch.Tensor, problem: ContrastiveProblem
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         rows = problem.local_rows
         logits = anchors[rows] @ candidates.t() / problem.temperature
         arange = torch.arange(logits.shape[0], device=logits.device)
@@ -33,7 +36,9 @@ class HardestKSampler(NegativeSampler):
         negatives = logits.masked_fill(excluded, torch.finfo(logits.dtype).min)
         k = max(1, min(self.options.k, candidates.shape[0] - 1))
         hardest = negatives.topk(k, dim=1).values
-        loss = F.cross_entropy(torch.cat([logits[arange, positives].unsqueeze(1), hardest], dim=1), torch.zeros_like(arange))
+        loss = F.cross_entropy(
+            torch.cat([logits[arange, positives].unsqueeze(1), hardest], dim=1), torch.zeros_like(arange)
+        )
         return loss, (hardest[:, 0] - logits[arange, positives]).detach().mean()
 
     def forward(self, problem: ContrastiveProblem) -> SamplerOutput:
@@ -46,5 +51,9 @@ class HardestKSampler(NegativeSampler):
 
 @hookimpl
 def register_negative_samplers(register: Register) -> None:
-    register("hardest-k", lambda options, *, embed_dim: HardestKSampler(options), options=HardestKOptions,
-             description="InfoNCE over the positive and the k hardest negatives of the problem")
+    register(
+        "hardest-k",
+        lambda options, *, embed_dim: HardestKSampler(options),  # noqa: ARG005 (interface)
+        options=HardestKOptions,
+        description="InfoNCE over the positive and the k hardest negatives of the problem",
+    )

@@ -23,11 +23,16 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     if split == "valid":  # the official validation set is labelled by radiologists: no uncertain/blank
         labels = {k: (1.0 if v == 1.0 or v == -1.0 else 0.0) for k, v in labels.items()}
     sex = "Female" if study.rng.random() < 0.5 else "Male"
-    return [{"split": split, "row": [rel.as_posix(), sex, int(study.rng.integers(20, 90)), "Frontal", study.view]
-             + [label_cell(labels[name]) for name in CHEXPERT_LABELS]}]
+    return [
+        {
+            "split": split,
+            "row": [rel.as_posix(), sex, int(study.rng.integers(20, 90)), "Frontal", study.view]
+            + [label_cell(labels[name]) for name in CHEXPERT_LABELS],
+        }
+    ]
 
 
-def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)
     header = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA"] + CHEXPERT_LABELS
     for split in ("train", "valid"):
         write_csv(out / ROOT / f"{split}.csv", header, [r["row"] for r in rows if r["split"] == split])

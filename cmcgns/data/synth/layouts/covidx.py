@@ -20,9 +20,14 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     if corrupt:
         corrupt_file(out / split / name, study.rng)
     positive = any(f.kind in ("consolidation", "edema") and not f.uncertain for f in study.findings)
-    return [{"split": split, "line": f"{index // 2} {name} {'positive' if positive else 'negative'} {SOURCES[index % len(SOURCES)]}"}]
+    return [
+        {
+            "split": split,
+            "line": f"{index // 2} {name} {'positive' if positive else 'negative'} {SOURCES[index % len(SOURCES)]}",
+        }
+    ]
 
 
-def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)
     for split in ("train", "val", "test"):
         write_text(out / f"{split}.txt", "".join(r["line"] + "\n" for r in rows if r["split"] == split))

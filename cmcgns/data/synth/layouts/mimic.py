@@ -34,14 +34,33 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     subject_id, study_id = ids(index)
     folder = study_dir(subject_id, study_id)
     rows = []
-    images = [(stable_hex(seed, index, "frontal", 8) + "-" + stable_hex(seed, index, "f2", 24), study.view, study.image)]
+    images = [
+        (stable_hex(seed, index, "frontal", 8) + "-" + stable_hex(seed, index, "f2", 24), study.view, study.image)
+    ]
     if study.rng.random() < 0.4:
-        images.append((stable_hex(seed, index, "lateral", 8) + "-" + stable_hex(seed, index, "l2", 24), "LATERAL", lateral_view(study, seed)))
+        images.append(
+            (
+                stable_hex(seed, index, "lateral", 8) + "-" + stable_hex(seed, index, "l2", 24),
+                "LATERAL",
+                lateral_view(study, seed),
+            )
+        )
     for dicom_id, view, pixels in images:
         save_image(out / folder / f"{dicom_id}.jpg", pixels)
-        rows.append({"dicom_id": dicom_id, "subject_id": subject_id, "study_id": study_id, "view": view, "size": pixels.shape, "labels": study.labels})
+        rows.append(
+            {
+                "dicom_id": dicom_id,
+                "subject_id": subject_id,
+                "study_id": study_id,
+                "view": view,
+                "size": pixels.shape,
+                "labels": study.labels,
+            }
+        )
     report_path = out / folder.parent / f"s{study_id}.txt"
-    report = mimic_report_text(study.findings_text, study.impression, study.rng, "PA AND LAT" if len(images) > 1 else study.view)
+    report = mimic_report_text(
+        study.findings_text, study.impression, study.rng, "PA AND LAT" if len(images) > 1 else study.view
+    )
     if corrupt:
         kind = study.rng.integers(0, 3)
         if kind == 0:
@@ -53,16 +72,45 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
 
 
 def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
-    write_csv(out / SPLIT_FILE, ["dicom_id", "study_id", "subject_id", "split"],
-              [[r["dicom_id"], r["study_id"], r["subject_id"], split_of(seed, r["subject_id"])] for r in rows], gz=True)
-    meta_header = ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns",
-                   "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
-                   "PatientOrientationCodeSequence_CodeMeaning"]
+    write_csv(
+        out / SPLIT_FILE,
+        ["dicom_id", "study_id", "subject_id", "split"],
+        [[r["dicom_id"], r["study_id"], r["subject_id"], split_of(seed, r["subject_id"])] for r in rows],
+        gz=True,
+    )
+    meta_header = [
+        "dicom_id",
+        "subject_id",
+        "study_id",
+        "PerformedProcedureStepDescription",
+        "ViewPosition",
+        "Rows",
+        "Columns",
+        "StudyDate",
+        "StudyTime",
+        "ProcedureCodeSequence_CodeMeaning",
+        "ViewCodeSequence_CodeMeaning",
+        "PatientOrientationCodeSequence_CodeMeaning",
+    ]
     meta_rows = []
     for r in rows:
         view_meaning = {"PA": "postero-anterior", "AP": "antero-posterior", "LATERAL": "lateral"}[r["view"]]
-        meta_rows.append([r["dicom_id"], r["subject_id"], r["study_id"], "CHEST (PA AND LAT)", r["view"], r["size"][0], r["size"][1],
-                          21800101 + r["study_id"] % 28, "120000.000", "CHEST (PA AND LAT)", view_meaning, "Erect"])
+        meta_rows.append(
+            [
+                r["dicom_id"],
+                r["subject_id"],
+                r["study_id"],
+                "CHEST (PA AND LAT)",
+                r["view"],
+                r["size"][0],
+                r["size"][1],
+                21800101 + r["study_id"] % 28,
+                "120000.000",
+                "CHEST (PA AND LAT)",
+                view_meaning,
+                "Erect",
+            ]
+        )
     write_csv(out / METADATA_FILE, meta_header, meta_rows, gz=True)
     studies = {}
     for r in rows:

@@ -22,6 +22,6 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     return [{"split": split, "row": [name, annotation]}]
 
 
-def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)
     for split in ("train", "dev"):
         write_csv(out / f"{split}.csv", ["image_name", "annotation"], [r["row"] for r in rows if r["split"] == split])

@@ -12,11 +12,25 @@ from cmcgns.data.synth.study import corrupt_file, make_study, stable_hex, stable
 
 def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> list[dict]:
     study = make_study(seed, index, size, force="consolidation" if index % 3 == 0 else None)
-    pid = "-".join([stable_hex(seed, index, "pid", 8), stable_hex(seed, index, "a", 4), stable_hex(seed, index, "b", 4),
-                    stable_hex(seed, index, "c", 4), stable_hex(seed, index, "d", 12)])
+    pid = "-".join(
+        [
+            stable_hex(seed, index, "pid", 8),
+            stable_hex(seed, index, "a", 4),
+            stable_hex(seed, index, "b", 4),
+            stable_hex(seed, index, "c", 4),
+            stable_hex(seed, index, "d", 12),
+        ]
+    )
     path = out / "stage_2_train_images" / f"{pid}.dcm"
-    write_dicom(path, study.image, patient_id=pid, study_uid=stable_uid(seed, index, "st"),
-                series_uid=stable_uid(seed, index, "se"), sop_uid=stable_uid(seed, index, "sop"), view=study.view)
+    write_dicom(
+        path,
+        study.image,
+        patient_id=pid,
+        study_uid=stable_uid(seed, index, "st"),
+        series_uid=stable_uid(seed, index, "se"),
+        sop_uid=stable_uid(seed, index, "sop"),
+        view=study.view,
+    )
     if corrupt:
         corrupt_file(path, study.rng)
     boxes = []
@@ -31,7 +45,7 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     return [{"pid": pid, "boxes": boxes, "class": klass}]
 
 
-def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)
     labels = []
     for r in rows:
         if r["boxes"]:

@@ -20,7 +20,15 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     sop = stable_uid(seed, index, "sop")
     study_uid, series_uid = stable_uid(seed, index, "st"), stable_uid(seed, index, "se")
     path = out / "dicom-images-train" / study_uid / series_uid / f"{sop}.dcm"
-    write_dicom(path, study.image, patient_id=f"P{index:06d}", study_uid=study_uid, series_uid=series_uid, sop_uid=sop, view=study.view)
+    write_dicom(
+        path,
+        study.image,
+        patient_id=f"P{index:06d}",
+        study_uid=study_uid,
+        series_uid=series_uid,
+        sop_uid=sop,
+        view=study.view,
+    )
     if corrupt:
         corrupt_file(path, study.rng)
     ptx = study.finding("pneumothorax")
@@ -28,6 +36,6 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
     return [{"image_id": sop, "rle": siim_rle.encode(mask)}]
 
 
-def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)
     # the official header has a leading space before EncodedPixels
     write_csv(out / RLE_FILE, ["ImageId", " EncodedPixels"], [[r["image_id"], " " + r["rle"]] for r in rows])

@@ -37,7 +37,10 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 @app.command()
 @reports_errors
 def synth(
-    dataset: str = typer.Argument(..., help="mimic-cxr | chexpert | rsna | siim | covidx | object-cxr"),
+    dataset: str = typer.Argument(
+        ...,
+        help="a built-in dataset: mimic-cxr, chexpert, rsna, siim, covidx, object-cxr (the datasets of `cmcgns plugins`)",
+    ),
     out: Path = typer.Option(..., "--out", help="folder to write the official-layout dataset into"),
     n: int = typer.Option(200, "--n", help="number of studies"),
     seed: int = typer.Option(0),

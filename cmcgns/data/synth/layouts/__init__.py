@@ -7,14 +7,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-LAYOUTS = {
-    "mimic-cxr": "mimic",
-    "chexpert": "chexpert",
-    "rsna": "rsna",
-    "siim": "siim",
-    "covidx": "covidx",
-    "object-cxr": "objectcxr",
-}
+from cmcgns.data.preprocess.registry import BUILTIN_DATASETS
+
+# one dataset table (cmcgns/data/preprocess/registry.py): a built-in dataset's synthetic layout module
+# has the same name as its preprocessing module
+LAYOUTS = {name: module for name, _kind, module, _options, _description in BUILTIN_DATASETS}
 
 
 def layout_module(name: str) -> ModuleType:

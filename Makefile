@@ -1,7 +1,7 @@
 # Two entry points on a fresh machine (both create/reuse the venv, see scripts/venv.sh):
 #   make demo   - synthetic data -> preprocess -> CM-CGNS pretrain -> downstream benchmark
 #   make test   - the test suite (includes the mm detection/segmentation paths)
-.PHONY: demo test test-fast check venv
+.PHONY: demo test test-fast check format venv
 
 VENV := $(shell bash scripts/venv.sh)
 DEMO_DIR ?= runs/demo
@@ -16,6 +16,11 @@ demo:
 
 test: check
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# apply the formatter and the safe lint fixes
+format:
+	$(VENV)/bin/ruff format --quiet cmcgns tests benchmarks plugins
+	$(VENV)/bin/ruff check --fix --quiet cmcgns tests benchmarks plugins
 
 # format, lint (ruff) and the contract modules' types (mypy): configured in pyproject.toml
 check:

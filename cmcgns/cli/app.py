@@ -102,6 +102,12 @@ def pretrain(
     overrides: list[str] | None = set_option("train.lr=1e-4 --set sampler.options.num_clusters=64", "config override"),
     sampler: str | None = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
     resume: str | None = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="start again in a run_dir that holds an earlier run's checkpoints"
+    ),
+    allow_config_change: bool = typer.Option(
+        False, "--allow-config-change", help="resume although the config differs from the checkpoint's (listed)"
+    ),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
     list_configs: bool = typer.Option(False, "--list-configs", help="list the packaged configs and exit"),
     progress: bool = typer.Option(True, help="rich progress bar on rank 0"),
@@ -127,7 +133,7 @@ def pretrain(
         return
     from cmcgns.training.pretrain import pretrain as run
 
-    summary = run(cfg, resume=resume, progress=progress)
+    summary = run(cfg, resume=resume, progress=progress, overwrite=overwrite, allow_config_change=allow_config_change)
     console.print_json(json.dumps(summary))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -47,8 +48,26 @@ def resolve_resume(run_dir: Path, resume: str | None) -> Path | None:
     return path
 
 
+REQUIRED_KEYS = ("model", "optimizer", "scheduler", "scaler", "step", "rng")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state, or one line saying why it is not one (unreadable, or missing keys)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CmcgnsError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CmcgnsError(f"{path}: not a cmcgns pretraining checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def load_latest_good(run_dir: Path, warn: Callable[[str], None]) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads, falling back over damaged ones with a warning each."""
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_checkpoint(path)
+        except CmcgnsError as exc:
+            warn(f"warning: {exc}; trying the previous checkpoint")
+    return None

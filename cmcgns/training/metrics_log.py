@@ -23,11 +23,16 @@ class MetricsLog:
 
             self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
 
-    def _rewrite(self, fields: list[str]) -> None:
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after `step` (a resumed run logs those steps again: no step appears twice)."""
+        if self.path.is_file() and self.fields:
+            self._rewrite(self.fields, keep=lambda row: int(row.get("step") or 0) <= step)
+
+    def _rewrite(self, fields: list[str], keep=None) -> None:
         rows = []
         if self.path.is_file():
             with self.path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+                rows = [row for row in csv.DictReader(handle) if keep is None or keep(row)]
         with self.path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, restval="")
             writer.writeheader()

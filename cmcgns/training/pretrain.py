@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from cmcgns.training.runtime import (
     select_device,
     wrap_ddp,
 )
+from cmcgns.training.run_folder import RunLock, check_resume_config, prepare_new_run
 from cmcgns.training.schedule import StagePlan, warmup_cosine
 from cmcgns.training.step import StepSettings, train_step
 from cmcgns.training.task import PretrainTask, build_task
@@ -100,21 +103,70 @@ def prepare_data(config: PretrainConfig) -> Path:
     return root / "mimic-cxr"
 
 
+def report(message: str) -> None:
+    """One plain line on stderr from rank 0 (readable in a cluster job's log)."""
+    if ddp.is_main():
+        print(message, file=sys.stderr, flush=True)
+
+
 def pretrain(
-    config: PretrainConfig, resume: str | None = None, progress: bool = True, stop_after: int | None = None
+    config: PretrainConfig,
+    resume: str | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+    overwrite: bool = False,
+    allow_config_change: bool = False,
 ) -> dict[str, Any]:
-    """Train; `stop_after` ends the run early at that global step (used to test resume)."""
+    """Train; `stop_after` ends the run early at that global step (used to test resume).
+
+    The run folder is locked for the run (a second process fails at once); a new run into a folder
+    with checkpoints needs `overwrite`; `resume` ('auto' or a path) refuses a changed config unless
+    `allow_config_change` (changes that do not alter training, e.g. logging, are always allowed)."""
     check_required(config, REQUIRED_FIELDS)
     ddp.init_from_env()
     config = resolve_components(config)
     run_dir = Path(config.run_dir)
+    with contextlib.ExitStack() as stack:
+        if ddp.is_main():
+            stack.enter_context(RunLock(run_dir))
+            prepare_new_run(run_dir, resume, overwrite)
+        return _pretrain(config, run_dir, resume, progress, stop_after, allow_config_change)
+
+
+def _pretrain(
+    config: PretrainConfig,
+    run_dir: Path,
+    resume: str | None,
+    progress: bool,
+    stop_after: int | None,
+    allow_config_change: bool,
+) -> dict[str, Any]:
     device = select_device(config.train.device)
     precision = resolve_precision(device, config.train.precision)
     enable_fast_paths(device)
     main = ddp.is_main()
+    start = 0
+    state = None
+    resume_path = None
+    if resume == "auto":
+        found = ckpt.load_latest_good(run_dir, report)
+        if found is not None:
+            resume_path, state = found
+    else:
+        resume_path = ckpt.resolve_resume(run_dir, resume)
+        state = ckpt.load_checkpoint(resume_path) if resume_path is not None else None
+    if state is not None:
+        accepted = check_resume_config(resume_path, state.get("config"), dump_config(config), allow_config_change)
+        for line in accepted:
+            report(f"config changed on resume: {line}")
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_resolved_config(config, run_dir)
+        save_resolved_config(config, run_dir)  # after the resume checks: always the config actually used
+        if config.data.manifest is None:
+            report(
+                f"data: no data.manifest given, training on the built-in SYNTHETIC MIMIC-CXR "
+                f"({config.data.synthetic.studies} generated studies); give --set data.manifest=DIR for real data"
+            )
     manifest = prepare_data(config)
     collate = build_collator(config)
     train_set = PairDataset(
@@ -134,17 +186,18 @@ def pretrain(
         core.model.text_encoder.compile()
     scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16" and device.type == "cuda")
 
-    start = 0
-    state = None
-    resume_path = ckpt.resolve_resume(run_dir, resume)
-    if resume_path is not None:
-        state = ckpt.load_checkpoint(resume_path)
-        core.load_state_dict(state["model"])
+    if state is not None:
+        try:
+            core.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[1:2] or [str(exc)[:200]]
+            raise TrainingError(f"{resume_path}: weights do not fit this model ({first[0].strip()})") from None
         scaler.load_state_dict(state["scaler"])
         start = int(state["step"])
         torch.set_rng_state(state["rng"]["torch"])
         if device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        report(f"resumed from step {start} ({resume_path})")
     total = plan.total
     segment = plan.segment_at(min(start, total - 1))
     optimizer = build_optimizer(core, config, device)
@@ -171,6 +224,8 @@ def pretrain(
         **loader_options(loader_workers(config.data.num_workers, device), device),
     )
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
+    if log is not None:
+        log.truncate_after(start)  # steps after the checkpoint are logged again
     end = min(total, stop_after) if stop_after is not None else total
     bar = _progress(main and progress, total, start)
     parts: dict[str, float] = {}
@@ -228,6 +283,7 @@ def pretrain(
             log.close()
     summary: dict[str, Any] = {
         "steps": end,
+        "data": {"source": "synthetic" if config.data.manifest is None else "manifest", "manifest": str(manifest)},
         "device": str(device),
         "precision": precision,
         "total_steps": total,

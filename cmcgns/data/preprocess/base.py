@@ -6,6 +6,7 @@ import collections
 import dataclasses
 import functools
 import hashlib
+import re
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ class DropReport:
     def __init__(self, max_examples: int = 20) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
         self.examples: dict[str, list[dict[str, str]]] = collections.defaultdict(list)
+        self.repairs: collections.Counter[str] = collections.Counter()
+        self.repair_examples: dict[str, list[dict[str, str]]] = collections.defaultdict(list)
         self.max_examples = max_examples
+
+    def repaired(self, item: str, reason: str, detail: str = "") -> None:
+        """A kept item that needed a repair (e.g. a report decoded as latin-1): counted, never silent."""
+        self.repairs[reason] += 1
+        if len(self.repair_examples[reason]) < self.max_examples:
+            self.repair_examples[reason].append({"item": item, "detail": detail})
 
     def drop(self, item: str, reason: str, detail: str = "") -> None:
         self.counts[reason] += 1
@@ -47,6 +56,8 @@ class DropReport:
             "dropped": self.total,
             "by_reason": dict(self.counts),
             "examples": dict(self.examples),
+            "repaired": dict(self.repairs),
+            "repaired_examples": dict(self.repair_examples),
         }
 
 
@@ -61,6 +72,18 @@ def stable_split(key: str, fractions: dict[str, float]) -> str:
     return list(fractions)[-1]
 
 
+def high_bit_depth_to_gray8(pixels: np.ndarray, significant_bits: int | None = None) -> np.ndarray:
+    """16-bit (or 32-bit integer) grey -> 8 bits, scaled by the image's real bit depth: the PNG's sBIT
+    when it says, else the smallest of 8/10/12/14/16 bits that holds the maximum (PIL's convert("L")
+    would clip everything above 255)."""
+    values = pixels.astype(np.float64)
+    if significant_bits is None:
+        top = max(float(values.max()), 1.0)
+        significant_bits = next((b for b in (8, 10, 12, 14, 16) if top <= 2**b - 1), int(np.ceil(np.log2(top + 1))))
+    scaled = np.clip(values, 0, None) / float(2**significant_bits - 1) * 255.0
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
 def load_gray(path: Path) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(str(path))
@@ -68,6 +91,10 @@ def load_gray(path: Path) -> np.ndarray:
         return read_dicom_gray8(path)
     with Image.open(path) as im:
         im.load()
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            sbit = im.info.get("sbit")
+            bits = sbit[0] if isinstance(sbit, tuple) and sbit else (sbit if isinstance(sbit, int) else None)
+            return high_bit_depth_to_gray8(np.asarray(im), bits)
         return np.asarray(im.convert("L"))
 
 
@@ -129,8 +156,16 @@ def write_outputs(
     source: Path,
     extra_meta: dict[str, Any] | None = None,
 ) -> PreprocessResult:
-    splits = write_manifest(out, dataset, kind, rows, image_size, source, extra_meta)
     write_json(out / DROP_REPORT_NAME, drops.to_dict(considered, len(rows)))
+    if not rows:
+        reasons = ", ".join(f"{r} {n}" for r, n in drops.counts.most_common(3)) or "the index lists none"
+        example = next((e[0] for e in drops.examples.values() if e), None)
+        raise DataError(
+            f"{source}: no rows kept of {considered} considered ({reasons}"
+            + (f"; e.g. {example['item']}: {example['detail']}" if example else "")
+            + "); check the source folder and the index files"
+        )
+    splits = write_manifest(out, dataset, kind, rows, image_size, source, extra_meta)
     return PreprocessResult(out, len(rows), drops.total, splits)
 
 
@@ -140,11 +175,39 @@ def require_file(path: Path, what: str) -> Path:
     return path
 
 
-def image_jobs(out: Path, items: Iterable[tuple[str, Path]]) -> list[tuple[str, Path, Path, str]]:
-    """(id, src) -> (id, src, dst absolute, dst relative to out)."""
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def safe_name(item_id: str) -> str:
+    """A file name derived from an id: only [A-Za-z0-9._-], no leading dot; a changed id gets a short
+    hash of the original so that two ids can never share a file."""
+    name = _SAFE.sub("_", item_id).lstrip(".") or "item"
+    if name != item_id:
+        name = f"{name[:80]}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}"
+    return name
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether `path`, with `..` and every symlink resolved, lies inside `root`."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+
+
+def image_jobs(
+    out: Path, items: Iterable[tuple[str, Path]], source: Path, drops: DropReport
+) -> list[tuple[str, Path, Path, str]]:
+    """(id, src) -> (id, src, dst absolute, dst relative to out). A source path that leads outside
+    the source folder (`..`, an absolute path, a symlink) is dropped as `outside_source` and never
+    read; output names come from sanitised ids, so nothing is written outside `out`."""
     jobs = []
     for item_id, src in items:
-        rel = Path(IMAGE_DIR) / (hashlib.sha1(item_id.encode()).hexdigest()[:2]) / f"{item_id}.png"
+        if not inside(src, source):
+            drops.drop(str(src), "outside_source", f"resolves outside {source}")
+            continue
+        name = safe_name(item_id)
+        rel = Path(IMAGE_DIR) / (hashlib.sha1(item_id.encode()).hexdigest()[:2]) / f"{name}.png"
         jobs.append((item_id, src, out / rel, rel.as_posix()))
     return jobs
 
@@ -165,7 +228,9 @@ def run_image_jobs(
             on_ok(item_id, rel, hw)
 
 
-def cache_candidates(out: Path, candidates: dict[str, dict], size: int, workers: int, drops: DropReport) -> list[dict]:
+def cache_candidates(
+    out: Path, candidates: dict[str, dict], size: int, workers: int, drops: DropReport, source: Path
+) -> list[dict]:
     """Resize every candidate's `_src` image into the cache; rows (sorted by id) get `image`."""
     rows: list[dict] = []
 
@@ -173,7 +238,8 @@ def cache_candidates(out: Path, candidates: dict[str, dict], size: int, workers:
         row = {k: v for k, v in candidates[item_id].items() if k != "_src"}
         rows.append({**row, "image": rel})
 
-    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), size, workers, drops, ok)
+    jobs = image_jobs(out, ((i, c["_src"]) for i, c in candidates.items()), source, drops)
+    run_image_jobs(jobs, size, workers, drops, ok)
     return sorted(rows, key=lambda r: r["id"])
 
 

@@ -63,7 +63,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
         found, n = read_index(base / csv_name, official, uncertain, drops)
         candidates.update(found)
         considered += n
-    rows = cache_candidates(out, candidates, image_size, workers, drops)
+    rows = cache_candidates(out, candidates, image_size, workers, drops, source)
     return write_outputs(
         out,
         "chexpert",

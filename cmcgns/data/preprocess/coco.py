@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 from cmcgns.io.atomic import write_json
@@ -39,6 +41,36 @@ def write_coco(out: Path, rows: list[dict], categories: list[str], image_size: i
         )
         written[split] = coco_name(split)
     return written
+
+
+def box_problem(x: float, y: float, w: float, h: float, hw: tuple[int, int]) -> str | None:
+    """Why a box (original pixels) cannot be used, or None: non-finite values, a negative or empty
+    extent, or a box that starts outside the image. (A box that runs over the right/bottom edge is
+    clipped to the image by scale_box, as annotation tools often overshoot by a pixel or two.)"""
+    values = (x, y, w, h)
+    if not all(math.isfinite(v) for v in values):
+        return "non_finite"
+    if w <= 0 or h <= 0:
+        return "empty_or_negative_size"
+    if x < 0 or y < 0 or x >= hw[1] or y >= hw[0]:
+        return "outside_image"
+    return None
+
+
+def usable_boxes(boxes, hw: tuple[int, int], size: int, item: str, drops) -> list[list[float]]:
+    """The boxes scaled to the cache size; every unusable one is counted in the drop report."""
+    kept = []
+    for box in boxes:
+        problem = box_problem(*box, hw)
+        scaled = None if problem else scale_box(*box, hw, size)
+        if problem:
+            drops.drop(item, "invalid_box", f"{problem}: {list(box)}")
+            continue
+        if scaled is None:
+            drops.drop(item, "box_too_small_after_resize", f"{list(box)} is under one pixel at {size} px")
+            continue
+        kept.append(scaled)
+    return kept
 
 
 def scale_box(x: float, y: float, w: float, h: float, hw: tuple[int, int], size: int) -> list[float] | None:

@@ -39,7 +39,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
                 "labels": {"COVID-19": float(label in POSITIVE)},
                 "_src": source / split / filename,
             }
-    rows = cache_candidates(out, candidates, image_size, workers, drops)
+    rows = cache_candidates(out, candidates, image_size, workers, drops, source)
     return write_outputs(
         out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]}
     )

@@ -3,9 +3,11 @@ into sections and sentences, official train/validate/test split kept)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, cache_candidates, write_outputs
+from cmcgns.data.manifest import canonical_split
+from cmcgns.data.preprocess.base import DropReport, cache_candidates, inside, write_outputs
 from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.data.reports.sectioning import report_body, split_sections
 from cmcgns.data.reports.sentences import split_sentences
@@ -14,6 +16,39 @@ from cmcgns.errors import DataError
 
 FRONTAL = ("PA", "AP")
 WHAT = "MIMIC-CXR csv"
+
+
+MAX_REPORT_BYTES = 1 << 20  # 1 MiB; real MIMIC reports are a few kB
+MAX_SENTENCES = 512
+
+
+def canonical_split_or_none(name: str) -> str | None:
+    try:
+        return canonical_split(name)
+    except DataError:
+        return None
+
+
+def read_report(path: Path, drops: DropReport) -> str | None:
+    """A report's text: UTF-8, else latin-1 (counted as repaired); NULs and other control characters
+    removed (counted); an oversized file is dropped (None)."""
+    size = path.stat().st_size
+    if size > MAX_REPORT_BYTES:
+        drops.drop(str(path), "oversized_report", f"{size} bytes > {MAX_REPORT_BYTES}")
+        return None
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw.decode("latin-1")
+        drops.repaired(str(path), "report_not_utf8_read_as_latin1", str(exc)[:120])
+    cleaned = _CONTROL.sub(" ", text)
+    if cleaned != text:
+        drops.repaired(str(path), "control_characters_removed")
+    return cleaned
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def preprocess(
@@ -51,12 +86,23 @@ def preprocess(
         if row["dicom_id"] not in splits:
             drops.drop(row["dicom_id"], "no_split", "not in split csv")
             continue
+        if canonical_split_or_none(splits[row["dicom_id"]]) is None:
+            drops.drop(row["dicom_id"], "unknown_split", splits[row["dicom_id"]])
+            continue
         folder = Path("files") / f"p{subject[:2]}" / f"p{subject}"
         report_path = reports_root / folder / f"s{study}.txt"
+        if not inside(report_path, reports_root):
+            drops.drop(str(report_path), "outside_source", f"resolves outside {reports_root}")
+            continue
         try:
-            text = report_path.read_text(encoding="utf-8", errors="replace")
+            text = read_report(report_path, drops)
         except FileNotFoundError:
             drops.drop(str(report_path), "missing_report")
+            continue
+        except OSError as exc:  # a directory, a permission problem
+            drops.drop(str(report_path), "unreadable_report", f"{type(exc).__name__}: {exc.strerror or exc}")
+            continue
+        if text is None:
             continue
         if not text.strip():
             drops.drop(str(report_path), "empty_report")
@@ -68,6 +114,9 @@ def preprocess(
         ]
         for i, s in enumerate(sentences):
             s["index"] = i
+        if len(sentences) > MAX_SENTENCES:
+            drops.drop(str(report_path), "oversized_report", f"{len(sentences)} sentences > {MAX_SENTENCES}")
+            continue
         if len(sentences) < min_sentences:
             drops.drop(str(report_path), "too_few_sentences", f"{len(sentences)} < {min_sentences}")
             continue
@@ -88,7 +137,7 @@ def preprocess(
             "labels": study_labels,
             "_src": source / folder / f"s{study}" / f"{row['dicom_id']}.jpg",
         }
-    rows = cache_candidates(out, candidates, image_size, workers, drops)
+    rows = cache_candidates(out, candidates, image_size, workers, drops, source)
     rows.sort(key=lambda r: (r["split"], r["study_id"]))
     return write_outputs(
         out, "mimic-cxr", "pretrain", rows, drops, len(metadata), image_size, source, {"labels": CHEXPERT_LABELS}

@@ -3,10 +3,11 @@ and polygons become their bounding boxes. `dev` is the test split; train is spli
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_outputs
-from cmcgns.data.preprocess.coco import scale_box, write_coco
+from cmcgns.data.preprocess.coco import usable_boxes, write_coco
 from cmcgns.data.preprocess.tabular import read_csv
 from cmcgns.errors import DataError
 
@@ -23,6 +24,9 @@ def parse_annotation(text: str, where: str) -> list[tuple[float, float, float, f
             raise DataError(f"{where}: cannot parse annotation {part!r}") from None
         if kind not in (0, 1, 2) or len(coords) < 4 or len(coords) % 2:
             raise DataError(f"{where}: annotation {part!r} must be 'TYPE x y x y ...' with TYPE 0/1/2")
+        if not all(math.isfinite(v) for v in coords):  # counted as an invalid box, never stretched
+            boxes.append((math.nan,) * 4)
+            continue
         xs, ys = coords[0::2], coords[1::2]
         boxes.append((min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)))
     return boxes
@@ -47,7 +51,10 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
 
     def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:
         c = candidates[item_id]
-        boxes = [b for b in (scale_box(*box, hw, image_size) for box in c["_boxes"]) if b]
+        boxes = usable_boxes(c["_boxes"], hw, image_size, item_id, drops)
+        if c["_boxes"] and not boxes:
+            drops.drop(item_id, "no_valid_box", "annotated image whose boxes are all unusable")
+            return
         rows.append(
             {
                 "id": item_id,
@@ -58,7 +65,8 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             }
         )
 
-    run_image_jobs(image_jobs(out, ((i, c["_src"]) for i, c in candidates.items())), image_size, workers, drops, ok)
+    jobs = image_jobs(out, ((i, c["_src"]) for i, c in candidates.items()), source, drops)
+    run_image_jobs(jobs, image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
     coco = write_coco(out, rows, [CATEGORY], image_size)
     return write_outputs(

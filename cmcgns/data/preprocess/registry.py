@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 from collections.abc import Callable
@@ -20,11 +22,38 @@ class Preprocessor:
     options: dict[str, Any]
 
     def run(self, source: Path, out: Path, image_size: int = 256, workers: int = 1):
+        """Preprocess into a staging folder beside `out` and swap it in only when complete, so an
+        interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one."""
+        from cmcgns.data.manifest import is_prepared
         from cmcgns.errors import DataError
 
-        if not Path(source).is_dir():
+        source, out = Path(source), Path(out)
+        if not source.is_dir():
             raise DataError(f"{source}: source folder does not exist")
-        return self.run_fn(Path(source), Path(out), image_size, workers, **self.options)
+        if image_size < 16:
+            raise DataError(f"--image-size {image_size}: must be at least 16 pixels (e.g. 256)")
+        if out.exists() and not out.is_dir():
+            raise DataError(f"{out}: exists and is not a folder; give a folder for --out")
+        if out.is_dir() and any(out.iterdir()) and not is_prepared(out):
+            raise DataError(
+                f"{out}: not empty and not a prepared dataset; give a new or empty folder (nothing was touched)"
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by an interrupted run
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+        try:
+            result = self.run_fn(source, staging, image_size, workers, **self.options)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        previous = out.parent / f".{out.name}.previous-{os.getpid()}"
+        if out.exists():
+            out.rename(previous)
+        staging.rename(out)
+        shutil.rmtree(previous, ignore_errors=True)
+        result.out = out
+        return result
 
 
 class MimicOptions(Options):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_mask, write_outputs
-from cmcgns.data.preprocess.coco import scale_box, write_coco
+from cmcgns.data.preprocess.coco import usable_boxes, write_coco
 from cmcgns.data.preprocess.tabular import read_csv
 from cmcgns.errors import DataError
 
@@ -43,7 +43,10 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
 
     def ok(pid: str, rel: str, hw: tuple[int, int]) -> None:
         p = patients[pid]
-        boxes = [b for b in (scale_box(*box, hw, image_size) for box in p["boxes"]) if b]
+        boxes = usable_boxes(p["boxes"], hw, image_size, pid, drops)
+        if p["target"] and not boxes:
+            drops.drop(pid, "no_valid_box", "positive study whose boxes are all unusable")
+            return
         mask = np.zeros((image_size, image_size), dtype=np.uint8)
         for x, y, w, h in boxes:
             mask[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = 1
@@ -59,7 +62,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             }
         )
 
-    jobs = image_jobs(out, ((pid, source / "stage_2_train_images" / f"{pid}.dcm") for pid in patients))
+    jobs = image_jobs(out, ((pid, source / "stage_2_train_images" / f"{pid}.dcm") for pid in patients), source, drops)
     run_image_jobs(jobs, image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
     coco = write_coco(out, rows, [CATEGORY], image_size)

@@ -68,7 +68,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             }
         )  # full resolution: tiny ones survive
 
-    run_image_jobs(image_jobs(out, present.items()), image_size, workers, drops, ok)
+    run_image_jobs(image_jobs(out, present.items(), source, drops), image_size, workers, drops, ok)
     rows.sort(key=lambda r: r["id"])
     return write_outputs(
         out,

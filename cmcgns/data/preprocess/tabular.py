@@ -22,7 +22,15 @@ def read_csv(path: Path, required: list[str], what: str = "index file") -> list[
             missing = [c for c in required if c not in fields]
             if missing:
                 raise DataError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(fields) or 'none'}")
-            return [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            rows = []
+            for lineno, row in enumerate(reader, start=2):
+                if None in row.values():  # fewer cells than the header
+                    filled = sum(v is not None for v in row.values())
+                    raise DataError(
+                        f"{path}:{lineno}: {filled} cell(s), the header has {len(fields)}; repair or remove the row"
+                    )
+                rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
+            return rows
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read csv ({exc})") from None
 

@@ -44,6 +44,9 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
             labels = {k: _value(row[k], uncertain) for k in COMPETITION_LABELS}
         except ValueError:
             raise DataError(f"{csv_path}:{lineno}: label values must be blank, 1.0, 0.0 or -1.0") from None
+        if item_id in candidates:
+            drops.drop(f"{csv_path}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
+            continue
         candidates[item_id] = {
             "id": item_id,
             "split": split,
@@ -61,6 +64,9 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
     considered = 0
     for official, csv_name in (("train", "train.csv"), ("valid", "valid.csv")):
         found, n = read_index(base / csv_name, official, uncertain, drops)
+        for item_id in found.keys() & candidates.keys():
+            drops.drop(item_id, "duplicate_id", f"in train.csv and valid.csv; the {csv_name} entry is dropped")
+            del found[item_id]
         candidates.update(found)
         considered += n
     rows = cache_candidates(out, candidates, image_size, workers, drops, source)

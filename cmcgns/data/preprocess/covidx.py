@@ -32,6 +32,9 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
                 drops.drop(f"{index}:{lineno}", "unknown_label", label)
                 continue
             item_id = f"{split}_{Path(filename).stem}"
+            if item_id in candidates:
+                drops.drop(f"{index}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
+                continue
             candidates[item_id] = {
                 "id": item_id,
                 "patient": patient,

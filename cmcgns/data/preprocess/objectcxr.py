@@ -41,6 +41,9 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             boxes = parse_annotation(row["annotation"], f"{csv_path}:{lineno}")
             split = "test" if official == "dev" else stable_split(row["image_name"], {"train": 0.85, "val": 0.15})
             item_id = f"{official}_{Path(row['image_name']).stem}"
+            if item_id in candidates:
+                drops.drop(f"{csv_path}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
+                continue
             candidates[item_id] = {
                 "id": item_id,
                 "split": split,

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from cmcgns.data.manifest import MANIFEST_NAME, META_NAME, read_manifest
+from cmcgns.data.preprocess.base import inside
 from cmcgns.errors import DataError
 
 
@@ -31,6 +32,9 @@ def verify(directory: Path, check_images: bool = True) -> list[str]:
             if key not in row:
                 continue
             path = directory / row[key]
+            if Path(row[key]).is_absolute() or not inside(path, directory):
+                problems.append(f"{directory / MANIFEST_NAME}:{i}: {key} {row[key]} lies outside {directory}")
+                continue
             if not path.is_file():
                 problems.append(f"{directory / MANIFEST_NAME}:{i}: {key} {row[key]} missing")
             elif check_images:

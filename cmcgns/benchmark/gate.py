@@ -31,6 +31,8 @@ class Expectation(Strict):
     def _bounds(self) -> Expectation:
         if self.value is None and self.min is None and self.max is None:
             raise ValueError("give value (+ tolerance) or min/max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
         return self
 
     def bounds(self) -> tuple[float, float]:
@@ -49,6 +51,13 @@ def load_expected(path: Path) -> list[Expectation]:
     if not isinstance(read_yaml_file(path, "expected values"), list):
         raise ConfigError(f"{path}: expected a YAML list of {{task, fraction, metric, value|min|max}} entries")
     return load_yaml_model(path, ExpectedValues, "expected values").root
+
+
+def check_tasks_exist(expected: list[Expectation], path: Path, known: list[str]) -> None:
+    """A task name the registry does not know is a typo that would switch the gate off: refuse it."""
+    unknown = sorted({e.task for e in expected} - set(known))
+    if unknown:
+        raise ConfigError(f"{path}: unknown task(s) {', '.join(unknown)}; registered: {', '.join(sorted(known))}")
 
 
 def check(summary: list[dict], expected: list[Expectation]) -> list[str]:

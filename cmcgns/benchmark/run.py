@@ -6,11 +6,12 @@ import dataclasses
 from pathlib import Path
 from collections.abc import Callable
 
-from cmcgns.benchmark.gate import check, load_expected
+from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected
 from cmcgns.benchmark.reference import load_reference
 from cmcgns.benchmark.suite import run_suite
 from cmcgns.benchmark.suite_file import SuiteFile
 from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
+from cmcgns.plugins.manager import get_registry
 
 
 @dataclasses.dataclass
@@ -31,6 +32,8 @@ def run_benchmark(
     on_result: Callable[[dict], None] | None = None,
 ) -> BenchmarkReport:
     expectations = load_expected(suite.expected) if suite.expected else []  # read before hours of work, not after
+    if expectations:
+        check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))
     reference_values = load_reference(reference).lookup() if reference else None
     rows = run_suite(
         suite.tasks,

@@ -25,7 +25,7 @@ from cmcgns.errors import ConfigError
 class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
     fractions: list[float] = [1.0]
-    seeds: list[int] = [0]
+    seeds: list[pydantic.NonNegativeInt] = [0]
     synthetic_studies: int = pydantic.Field(120, ge=8)
     options: dict[str, dict[str, Any]] = {}
     expected: Path | None = None

@@ -142,7 +142,7 @@ def pretrain(
 def finetune(
     task: str = typer.Option(..., help="downstream task plugin, e.g. rsna-cls, siim-seg"),
     fraction: float = typer.Option(1.0, help="fraction of training labels: 0.01, 0.1, 1.0"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0),
     backbone: Path | None = typer.Option(None, help="export/ folder of a pretrain run"),
     data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
     out: Path = typer.Option(Path("runs/finetune")),

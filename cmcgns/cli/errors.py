@@ -19,7 +19,13 @@ def reports_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except CmcgnsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # read-only filesystem, disk full, permissions: the file and the reason, no traceback
+            where = exc.filename or "a file"
+            err_console.print(
+                f"[bold red]error:[/] {where}: {exc.strerror or exc}", markup=True, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper

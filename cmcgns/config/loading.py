@@ -17,13 +17,38 @@ ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 RESOLVED_CONFIG_NAME = "config.resolved.yaml"
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -31,11 +56,32 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
+def _section_fields(model: type[pydantic.BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names of the (nested) model section at `loc`, or [] when it is not a model."""
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, pydantic.BaseModel)), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def format_validation_error(
+    source: str, exc: pydantic.ValidationError, model: type[pydantic.BaseModel] | None = None
+) -> str:
     lines = [f"{source}: invalid configuration"]
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        lines.append(f"  - {where}: {err['msg']}")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            valid = _section_fields(model, tuple(err["loc"][:-1]))
+            if valid:
+                message += f"; valid keys here: {', '.join(valid)}"
+        lines.append(f"  - {where}: {message}")
     return "\n".join(lines)
 
 
@@ -45,6 +91,11 @@ def load_config(model: type[ModelT], path: str | Path | None = None, overrides: 
 
         path = resolve_config(path)
     data: dict[str, Any] = _read_yaml(Path(path)) if path else {}
+    for text in overrides or []:  # `stages.0.steps=5` with no stages in the file indexes the default list
+        top, _, rest = text.partition("=")[0].partition(".")
+        if rest[:1].isdigit() and top not in data and top in model.model_fields:
+            default = model.model_fields[top].get_default(call_default_factory=True)
+            data[top] = pydantic.TypeAdapter(Any).dump_python(default, mode="json")
     data = apply_overrides(data, list(overrides or []))
     source = str(path) if path else "<defaults>"
     if overrides:
@@ -52,13 +103,13 @@ def load_config(model: type[ModelT], path: str | Path | None = None, overrides: 
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc)) from None
+        raise ConfigError(format_validation_error(source, exc, model)) from None
 
 
 def read_yaml_file(path: Path, what: str) -> Any:
     """Any YAML document, with one error format: `PATH: cannot read WHAT (reason)`."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return load_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read {what} ({type(exc).__name__}: {exc})") from None
 
@@ -69,7 +120,7 @@ def load_yaml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     try:
         return model.model_validate({} if data is None else data)
     except pydantic.ValidationError as exc:
-        raise ConfigError(format_validation_error(f"{path} ({what})", exc)) from None
+        raise ConfigError(format_validation_error(f"{path} ({what})", exc, model)) from None
 
 
 def dump_config(config: pydantic.BaseModel) -> str:

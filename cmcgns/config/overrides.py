@@ -29,16 +29,37 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _index(node: list, part: str, text: str) -> int:
+    if not part.lstrip("-").isdigit():
+        raise ConfigError(f"override {text!r}: {part!r} indexes a list; use a number (0 is the first entry)")
+    index = int(part)
+    if not -len(node) <= index < len(node):
+        raise ConfigError(f"override {text!r}: index {index} is out of range (the list has {len(node)} entries)")
+    return index
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`a.b=c` sets a nested value; a number indexes a list (`stages.0.steps=5`)."""
     for text in overrides:
         parts, value = parse_override(text)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
+        node: Any = data
+        for depth, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                child = node[_index(node, part, text)]
+            else:
+                child = node.get(part)
+                if child is None:
+                    if parts[depth + 1].isdigit():
+                        raise ConfigError(
+                            f"override {text!r}: {'.'.join(parts[: depth + 1])} is not a list here; "
+                            f"give the whole list, e.g. --set '{part}=[...]'"
+                        )
+                    child = node[part] = {}
+            if not isinstance(child, (dict, list)):
                 raise ConfigError(f"override {text!r}: {part!r} is a value, not a section")
             node = child
-        node[parts[-1]] = value
+        if isinstance(node, list):
+            node[_index(node, parts[-1], text)] = value
+        else:
+            node[parts[-1]] = value
     return data

@@ -9,7 +9,8 @@ import pydantic
 
 
 class Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+    # unknown keys are errors; inf/nan are never valid settings (lr=inf would train to NaN)
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SyntheticData(Strict):

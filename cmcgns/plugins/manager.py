@@ -61,14 +61,23 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, s
             raise PluginError(f"plugin name {entry_point.name!r} is used twice: {label}")
         try:
             module = entry_point.load()
-        except Exception as exc:  # a broken third-party plugin must not look like our bug
+        except (Exception, SystemExit) as exc:  # a broken third-party plugin must not look like our bug (nor exit)
             raise PluginError(f"plugin {label} failed to load: {type(exc).__name__}: {exc}") from exc
         try:
             pm.register(module, name=entry_point.name)
         except Exception as exc:
             raise PluginError(f"plugin {label} could not be registered: {exc}") from exc
         origins[entry_point.name] = (version, f"entry point {dist_name}")
+    try:
+        pm.check_pending()  # a hook name with a typo would otherwise be ignored without a word
+    except pluggy.PluginValidationError as exc:
+        label = next((f"{n} ({o[1]})" for n, o in origins.items() if n == getattr(exc.plugin, "__name__", None)), "")
+        raise PluginError(f"plugin {label or exc.plugin!r}: {exc}; hooks are {', '.join(_hook_names())}") from None
     return pm, origins
+
+
+def _hook_names() -> list[str]:
+    return [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
 def build_registry() -> Registry:
@@ -80,7 +89,7 @@ def build_registry() -> Registry:
             registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
     for kind, hook_name in KINDS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first, so a clash blames the plugin
             version, source = origins.get(impl.plugin_name, ("?", "?"))
             label = BUILTIN_PLUGIN_NAME if source == "builtin" else impl.plugin_name
             register = registry.make_register(kind, label, version, source)

@@ -8,7 +8,7 @@ import pydantic
 class Options(pydantic.BaseModel):
     """Derive a plugin's options from this; the registry refuses options models that accept unknown keys."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class NoOptions(Options):

@@ -92,9 +92,14 @@ class Registry:
                 )
             existing = self._components[kind].get(name)
             if existing is not None:
+                culprit, other = (
+                    (existing.plugin, plugin)
+                    if source == "builtin" and existing.source != "builtin"
+                    else (plugin, existing.plugin)
+                )
                 raise PluginError(
-                    f"duplicate {kind} name {name!r}: registered by plugin {existing.plugin!r} "
-                    f"and again by plugin {plugin!r}"
+                    f"duplicate {kind} name {name!r}: already registered by plugin {other!r}; "
+                    f"plugin {culprit!r} must use another name"
                 )
             self._components[kind][name] = Component(
                 kind=kind,

@@ -22,8 +22,15 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     path = checkpoint_path(run_dir, step)
-    with atomic_open(path, "wb") as handle:
-        torch.save(state, handle)
+    try:
+        with atomic_open(path, "wb") as handle:
+            torch.save(state, handle)
+    except (OSError, RuntimeError) as exc:  # ENOSPC surfaces from torch.save as a RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).strip().splitlines()[-1][:160]
+        raise CmcgnsError(
+            f"{path}: cannot write checkpoint ({reason}); free disk space or check permissions "
+            f"(earlier checkpoints are kept)"
+        ) from None
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -109,7 +109,10 @@ def test_broken_plugin_error_names_it(monkeypatch):
 def test_duplicate_name_error_names_both_plugins():
     reg = Registry()
     reg.make_register("negative_sampler", "one", "1", "x")("dup", lambda o, **k: None)
-    with pytest.raises(PluginError, match="duplicate negative_sampler name 'dup'.*'one'.*'two'"):
+    with pytest.raises(
+        PluginError,
+        match="duplicate negative_sampler name 'dup': already registered by plugin 'one'; plugin 'two' must",
+    ):
         reg.make_register("negative_sampler", "two", "1", "y")("dup", lambda o, **k: None)
 
 

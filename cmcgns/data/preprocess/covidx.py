@@ -20,7 +20,11 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
         if split == "val" and not index.exists():
             continue  # older COVIDx releases have no val list
         require_file(index, "COVIDx list")
-        for lineno, line in enumerate(index.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = index.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{index}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             considered += 1

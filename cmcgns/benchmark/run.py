@@ -48,5 +48,8 @@ def run_benchmark(
         on_result=on_result,
     )
     summary = aggregate(rows)
-    write_tables(summary, out, reference_values)
+    bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}
+    weights = rows[0]["checkpoint_hash"] if rows else "random-init"
+    title = f"backbone {weights}" + (f" ({backbone})" if backbone else " (random init)")
+    write_tables(summary, out, reference_values, bounds, title)
     return BenchmarkReport(rows, summary, check(summary, expectations), markdown_table(summary, reference_values))

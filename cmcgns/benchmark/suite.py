@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def run_suite(
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
     rows = []
     weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
+    planned, done = len(components) * len(fractions) * len(seeds), 0
     for name, component in components.items():
         options = (task_options or {}).get(name, {})
         task = component.build(options)
@@ -91,6 +93,12 @@ def run_suite(
         ).hexdigest()[:16]
         for fraction in fractions:
             for seed in seeds:
+                done += 1
+                print(
+                    f"benchmark [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 start = time.perf_counter()
                 work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
                 metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))

@@ -55,7 +55,13 @@ def markdown_table(summary: list[dict], reference: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: list[dict], out_dir: Path, reference: dict | None = None) -> dict[str, Path]:
+def write_tables(
+    summary: list[dict],
+    out_dir: Path,
+    reference: dict | None = None,
+    bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
+    title: str = "",
+) -> dict[str, Path]:
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.md", markdown_table(summary, reference))
     fields = ["task", "fraction", "metric", "mean", "std", "n"] + (["reference"] if reference is not None else [])
@@ -69,21 +75,76 @@ def write_tables(summary: list[dict], out_dir: Path, reference: dict | None = No
     writer.writerows(rows)
     write_text(out_dir / "summary.csv", buffer.getvalue())
     plot = out_dir / "summary.png"
-    _plot(summary, plot)
+    plot_summary(summary, plot, reference, bounds, title)
     return {"markdown": out_dir / "summary.md", "csv": out_dir / "summary.csv", "plot": plot}
 
 
-def _plot(summary: list[dict], path: Path) -> None:
+# metrics bounded to [0, 1]: their spread is clipped to that range in the plot
+UNIT_METRICS = {"auroc", "acc", "map", "map50", "dice", "ap", "f1"}
+
+
+def plot_summary(
+    summary: list[dict],
+    path: Path,
+    reference: dict | None = None,
+    bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
+    title: str = "",
+) -> None:
+    """One panel per task: each metric against the label fraction (log axis), mean with the seed
+    spread (± std, clipped to [0, 1] for bounded metrics), published reference values as crosses and
+    the regression gate's bounds as a shaded band; the figure title names the backbone."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{s['task']}\n{s['metric']} @{s['fraction']:g}" for s in summary]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
-    ax.bar(range(len(summary)), [s["mean"] for s in summary], yerr=[s["std"] for s in summary], capsize=3)
-    ax.set_xticks(range(len(summary)), labels, fontsize=7)
-    ax.set_ylabel("mean ± std over seeds")
+    tasks = sorted({s["task"] for s in summary})
+    cols = min(3, max(1, len(tasks)))
+    rows_n = max(1, math.ceil(len(tasks) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.axis("off")
+    for ax, task in zip(axes.flat, tasks):
+        entries = [s for s in summary if s["task"] == task]
+        for metric in sorted({s["metric"] for s in entries}):
+            points = sorted((s for s in entries if s["metric"] == metric), key=lambda s: s["fraction"])
+            xs = [s["fraction"] for s in points]
+            means = [s["mean"] for s in points]
+            lo = [s["mean"] - s["std"] for s in points]
+            hi = [s["mean"] + s["std"] for s in points]
+            if metric in UNIT_METRICS:
+                lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
+            spread = [[m - v for m, v in zip(means, lo)], [v - m for m, v in zip(means, hi)]]
+            line = ax.errorbar(
+                xs, means, yerr=spread, marker="o", capsize=3, label=f"{metric} ± std (n={points[0]['n']})"
+            )
+            line = line.lines[0]
+            ref = [(x, (reference or {}).get((task, x, metric))) for x in xs]
+            ref = [(x, v) for x, v in ref if v is not None]
+            if ref:
+                ax.scatter(*zip(*ref), marker="x", color=line.get_color(), zorder=3, label=f"{metric} reference")
+            for x in xs:
+                band = (bounds or {}).get((task, x, metric))
+                if band:
+                    low, high = (max(band[0], -1e9), min(band[1], 1e9))
+                    ax.plot(
+                        [x, x],
+                        [low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 1.0],
+                        color=line.get_color(),
+                        linewidth=6,
+                        alpha=0.15,
+                        solid_capstyle="butt",
+                    )
+        ax.set_xscale("log")
+        ax.set_xticks(
+            sorted({s["fraction"] for s in entries}), [f"{f:g}" for f in sorted({s["fraction"] for s in entries})]
+        )
+        ax.set_xlabel("label fraction")
+        ax.set_title(task, fontsize=10)
+        if all(m in UNIT_METRICS for m in {s["metric"] for s in entries}):
+            ax.set_ylim(0.0, 1.0)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "cmcgns benchmark", fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)

@@ -134,7 +134,10 @@ def pretrain(
     from cmcgns.training.pretrain import pretrain as run
 
     summary = run(cfg, resume=resume, progress=progress, overwrite=overwrite, allow_config_change=allow_config_change)
-    console.print_json(json.dumps(summary))
+    from cmcgns import distributed
+
+    if distributed.is_main():  # under torchrun every rank returns; one prints
+        console.print_json(json.dumps(summary))
 
 
 @app.command()

@@ -227,7 +227,7 @@ def _pretrain(
     if log is not None:
         log.truncate_after(start)  # steps after the checkpoint are logged again
     end = min(total, stop_after) if stop_after is not None else total
-    bar = _progress(main and progress, total, start)
+    bar = ProgressReport(main and progress, total, start, config.train.batch_size * accum * ddp.world_size())
     parts: dict[str, float] = {}
     t0 = time.perf_counter()
     core.train()
@@ -367,10 +367,15 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
 
 
-class _progress:
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
+class ProgressReport:
+    """Progress on rank 0: a rich bar on a terminal; outside one (a cluster job's log) a plain line per
+    logging step: step, stage, loss, pairs/s, ETA."""
+
+    def __init__(self, enabled: bool, total: int, start: int, pairs_per_step: int) -> None:
         self.bar = None
-        if not enabled:
+        self.enabled, self.total, self.start, self.pairs_per_step = enabled, total, start, pairs_per_step
+        self.t0 = time.perf_counter()
+        if not enabled or not sys.stderr.isatty():
             return
         from rich.progress import (
             BarColumn,
@@ -393,8 +398,20 @@ class _progress:
         self.bar.start()
 
     def update(self, done: int, stage: str, parts: dict[str, float]) -> None:
+        loss = parts.get("loss", float("nan"))
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, stage=stage, loss=f"{parts.get('loss', float('nan')):.4f}")
+            self.bar.update(self.task, completed=done, stage=stage, loss=f"{loss:.4f}")
+        elif self.enabled:
+            elapsed = time.perf_counter() - self.t0
+            rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
+            eta = (self.total - done) / rate if rate > 0 else float("nan")
+            eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+            print(
+                f"pretrain step {done}/{self.total} stage {stage} loss {loss:.4f} "
+                f"{rate * self.pairs_per_step:.1f} pairs/s ETA {eta_text}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -22,3 +22,18 @@ def test_an_option_for_a_task_not_selected_is_an_error_naming_it():
         SuiteFile(tasks=["rsna-cls"]).with_overrides(options={"covidx-cls": {"epochs": 1}})
     with pytest.raises(ConfigError, match="fractions must be in"):
         SuiteFile(tasks=["rsna-cls"]).with_overrides(fractions=[2.0])
+
+
+def test_summary_plot_has_a_panel_per_task_and_names_the_backbone(tmp_path):
+    from PIL import Image
+
+    from cmcgns.benchmark.tables import write_tables
+
+    summary = [
+        {"task": t, "fraction": f, "metric": "auroc", "mean": 0.7, "std": 0.5, "n": 3}
+        for t in ("rsna-cls", "covidx-cls")
+        for f in (0.01, 0.1, 1.0)
+    ]
+    paths = write_tables(summary, tmp_path, title="backbone abc")
+    with Image.open(paths["plot"]) as image:
+        assert image.format == "PNG" and image.size == (840, 320)  # two 4.2 x 3.2 inch panels at 100 dpi

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import hashlib
 import re
+import sys
 import multiprocessing
 from pathlib import Path
 from typing import Any
@@ -119,17 +120,37 @@ def _resize_one(size: int, job: tuple[str, str]) -> tuple[str, tuple[int, int] |
 
 
 MIN_JOBS_PER_WORKER = 32
+PROGRESS_MIN_IMAGES = 500  # smaller jobs finish before a progress line would help
+
+
+def _progress_printer(total: int) -> Callable[[int], None]:
+    """A plain line on stderr at every 10 % of a large image job (readable in a cluster job's log)."""
+    marks = {max(1, round(total * k / 10)) for k in range(1, 11)} if total >= PROGRESS_MIN_IMAGES else set()
+
+    def report(done: int) -> None:
+        if done in marks:
+            print(f"preprocess: {done}/{total} images", file=sys.stderr, flush=True)
+
+    return report
 
 
 def cache_images(jobs: list[tuple[Path, Path]], size: int, workers: int) -> list[tuple[tuple[int, int] | None, str]]:
     """Resize every (src, dst) pair to size x size PNG; returns per job (orig_hw, error)."""
     fn = functools.partial(_resize_one, size)
     str_jobs = [(str(s), str(d)) for s, d in jobs]
+    report = _progress_printer(len(jobs))
     if workers > 1 and len(jobs) >= MIN_JOBS_PER_WORKER * workers:  # below that, spawning costs more than it saves
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            results = pool.map(fn, str_jobs, chunksize=max(1, len(jobs) // (workers * 8) or 1))
+            chunk = max(1, len(jobs) // (workers * 8) or 1)
+            results = []
+            for result in pool.imap(fn, str_jobs, chunksize=chunk):
+                results.append(result)
+                report(len(results))
     else:
-        results = [fn(j) for j in str_jobs]
+        results = []
+        for job in str_jobs:
+            results.append(fn(job))
+            report(len(results))
     return [(hw, err) for _, hw, err in results]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +29,30 @@ def allow_mmengine_checkpoint_globals() -> None:
 
 
 def run_mm(cfg_dict: dict[str, Any], work_dir: Path) -> dict[str, float]:
+    """Train and test; OpenMMLab's own output (its deprecation warnings, per-iteration logs and full
+    COCO tables) goes to WORK_DIR/mm.log, not the console."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     allow_mmengine_checkpoint_globals()
-    cfg = Config(dict(cfg_dict, work_dir=str(work_dir)))
-    runner = Runner.from_cfg(cfg)
-    for handler in runner.logger.handlers:
-        handler.setLevel(logging.WARNING)
-    runner.train()
-    metrics = runner.test()
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        open(work_dir / "mm.log", "a", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("default")
+        logging.captureWarnings(True)
+        try:
+            cfg = Config(dict(cfg_dict, work_dir=str(work_dir)))
+            runner = Runner.from_cfg(cfg)
+            for handler in runner.logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                    handler.setStream(log)
+            runner.train()
+            metrics = runner.test()
+        finally:
+            logging.captureWarnings(False)
     return {k: float(v) for k, v in metrics.items()}

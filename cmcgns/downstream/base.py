@@ -30,11 +30,18 @@ class DownstreamTask(Protocol):
     def run(self, run: TaskRun) -> dict[str, float]: ...
 
 
-def backbone_spec(backbone_dir: Path | None, default_name: str, default_size: int) -> BackboneExport:
-    """The export in `backbone_dir`, or a random-init description of the task's default network."""
+def backbone_spec(
+    backbone_dir: Path | None, default_name: str, default_size: int, size_given: bool = False
+) -> BackboneExport:
+    """The export in `backbone_dir` (at its own image size, or at the task's `image_size` when the
+    user set it: a ViT's position embedding is then interpolated, and the run says so), or a
+    random-init description of the task's default network."""
     if backbone_dir is None:
         return BackboneExport.random_init(default_name, default_size)
-    return BackboneExport.read(backbone_dir)
+    export = BackboneExport.read(backbone_dir)
+    if size_given and default_size != export.image_size:
+        export = dataclasses.replace(export, image_size=default_size)
+    return export
 
 
 def fraction_subset(rows: list[dict], fraction: float, seed: int, label_key: str | None = None) -> list[dict]:

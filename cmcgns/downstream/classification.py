@@ -76,7 +76,7 @@ class ClassificationTask:
         test = manifest.split("test") or manifest.split("val")
         if not train or not test:
             raise DataError(f"{run.manifest_dir}: needs train and test rows (have {meta.get('splits')})")
-        spec = backbone_spec(run.backbone_dir, opts.backbone, opts.image_size)
+        spec = backbone_spec(run.backbone_dir, opts.backbone, opts.image_size, "image_size" in opts.model_fields_set)
         torch.manual_seed(run.seed)
         encoder = ImageEncoder(spec.timm_name, spec.image_size, spec.timm_file).to(run.device)
         head = nn.Linear(encoder.dim, len(names)).to(run.device)

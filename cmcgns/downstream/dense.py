@@ -85,7 +85,12 @@ class DetectionTask:
         run.work_dir.mkdir(parents=True, exist_ok=True)
         train_ann = (run.work_dir / "coco_train_subset.json").resolve()  # mmdet joins relative paths with data_root
         write_json(train_ann, subset)
-        spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
+        spec = backbone_spec(
+            run.backbone_dir,
+            self.options.backbone,
+            self.options.image_size,
+            "image_size" in self.options.model_fields_set,
+        )
         cfg = detection_config(
             spec,
             pyramid_channels(spec.timm_name, spec.image_size),
@@ -132,7 +137,12 @@ class SegmentationTask:
             dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept
         ]
         write_rows(view, absolute, manifest.meta)
-        spec = backbone_spec(run.backbone_dir, self.options.backbone, self.options.image_size)
+        spec = backbone_spec(
+            run.backbone_dir,
+            self.options.backbone,
+            self.options.image_size,
+            "image_size" in self.options.model_fields_set,
+        )
         weight = self.options.foreground_weight
         if weight == "auto":
             weight = foreground_weight([run.manifest_dir / r["mask"] for r in train])

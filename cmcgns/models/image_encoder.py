@@ -26,6 +26,38 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def fit_position_embedding(state: dict[str, torch.Tensor], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    """Weights exported at one image size used at another: a ViT's absolute position embedding is
+    resampled (bicubic, timm's resample_abs_pos_embed) to the model's grid, and this is said on
+    stderr; any other shape mismatch is an error naming the tensor."""
+    import sys
+
+    target = model.state_dict()
+    out = dict(state)
+    pos = out.get("pos_embed")
+    if pos is not None and "pos_embed" in target and pos.shape != target["pos_embed"].shape:
+        from timm.layers import resample_abs_pos_embed
+
+        prefix = int(getattr(model, "num_prefix_tokens", 1))
+        grid = tuple(model.patch_embed.grid_size)
+        old = int(round((pos.shape[1] - prefix) ** 0.5))
+        out["pos_embed"] = resample_abs_pos_embed(
+            pos, new_size=list(grid), old_size=[old, old], num_prefix_tokens=prefix
+        )
+        print(
+            f"{source}: position embedding interpolated from {old}x{old} to {grid[0]}x{grid[1]} patches "
+            f"(weights made at another image size)",
+            file=sys.stderr,
+            flush=True,
+        )
+    for key, value in out.items():
+        if key in target and value.shape != target[key].shape:
+            raise ConfigError(
+                f"{source}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target[key].shape)}"
+            )
+    return out
+
+
 class ImageEncoder(nn.Module):
     def __init__(self, name: str, image_size: int, pretrained_path: Path | None = None, in_chans: int = 3) -> None:
         super().__init__()
@@ -40,6 +72,7 @@ class ImageEncoder(nn.Module):
             raise ConfigError(f"image encoder {name!r}: {exc}") from None
         if pretrained_path:
             state = {k.removeprefix("backbone."): v for k, v in load_state_file(pretrained_path).items()}
+            state = fit_position_embedding(state, self.backbone, str(pretrained_path))
             missing, unexpected = self.backbone.load_state_dict(state, strict=False)
             if len(missing) > len(state):
                 raise ConfigError(f"{pretrained_path}: does not look like {name} weights ({len(missing)} keys missing)")

@@ -60,7 +60,9 @@ class CMCGNSBackbone(BaseModule):
             return
         from safetensors.torch import load_file
 
-        state = load_file(self.checkpoint)
+        from cmcgns.models.image_encoder import fit_position_embedding
+
+        state = fit_position_embedding(load_file(self.checkpoint), self.encoder, self.checkpoint)
         missing, unexpected = self.encoder.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise RuntimeError(

@@ -19,7 +19,14 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
 
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a pickle that is not plain tensors is refused, in one line
+            reason = str(exc).strip().splitlines()[0][:160]
+            raise ConfigError(
+                f"{path}: not a plain weights file ({type(exc).__name__}: {reason}); give a safetensors file "
+                f"or a torch state dict of tensors"
+            ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

@@ -231,3 +231,37 @@ def test_verify_flags_a_manifest_row_pointing_outside_the_folder(covidx, tmp_pat
     lines[0] = json.dumps(row)
     manifest.write_text("\n".join(lines) + "\n")
     assert any("lies outside" in problem for problem in verify(out))
+
+
+def test_a_symlinked_siim_study_folder_leading_outside_is_dropped_as_outside_source(tmp_path):
+    raw = tmp_path / "raw"
+    generate("siim", raw, 10, seed=0, image_size=48)
+    study = next(p for p in (raw / "dicom-images-train").iterdir() if p.is_dir())
+    moved = tmp_path / "elsewhere" / study.name
+    moved.parent.mkdir()
+    study.rename(moved)
+    study.symlink_to(moved, target_is_directory=True)
+    out = tmp_path / "out"
+    _run("siim", raw, out)
+    reasons = _drops(out)["by_reason"]
+    assert reasons.get("outside_source", 0) >= 1 and "missing_image" not in reasons
+
+
+def test_a_pickle_that_is_not_plain_tensors_is_refused_in_one_line(tmp_path):
+    import os
+
+    from cmcgns.models.image_encoder import ImageEncoder
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'MARKER'}",))
+
+    evil = tmp_path / "evil.pth"
+    import torch
+
+    torch.save({"model": Payload()}, evil)
+    from cmcgns.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="evil.pth: not a plain weights file"):
+        ImageEncoder("resnet18", 64, evil)
+    assert not (tmp_path / "MARKER").exists()

@@ -3,6 +3,7 @@ with several runs for one image are merged), patient-level 70/15/15 split."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +39,27 @@ def decode_merged(rles: list[str], height: int, width: int) -> np.ndarray:
     return mask
 
 
+def find_dicoms(root: Path) -> dict[str, Path]:
+    """SOP instance UID -> file, following symlinked study folders (each real folder once, so a link
+    loop ends); a link leading outside the source is then dropped as `outside_source`, not reported
+    as a missing image."""
+    found: dict[str, Path] = {}
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:
+            if name.endswith(".dcm"):
+                found[Path(name).stem] = Path(folder) / name
+    return found
+
+
 def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
     rles = read_rles(source / "train-rle.csv")
-    dicoms = {p.stem: p for p in (source / "dicom-images-train").rglob("*.dcm")}
+    dicoms = find_dicoms(source / "dicom-images-train")
     drops = DropReport()
     rows: list[dict] = []
     present = {}

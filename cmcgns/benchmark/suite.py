@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from cmcgns.data.bootstrap import ensure_synthetic
-from cmcgns.data.bootstrap import SYNTHETIC_STAMP
+from cmcgns.data.bootstrap import SYNTHETIC_STAMP, ensure_synthetic
 from cmcgns.data.manifest import is_prepared
 from cmcgns.export import BackboneExport
 from cmcgns.downstream.base import TaskRun
+from cmcgns.errors import DataError
 from cmcgns.io.atomic import append_jsonl
 from cmcgns.plugins.manager import get_registry
 
@@ -33,11 +33,23 @@ def versions() -> dict[str, str]:
     return out
 
 
-def dataset_dir(dataset: str, data_root: Path, synthetic_studies: int, image_size: int) -> Path:
+RESULTS_SCHEMA_VERSION = 2
+
+
+def dataset_dir(
+    dataset: str, data_root: Path, synthetic: bool, synthetic_studies: int, image_size: int
+) -> tuple[Path, str]:
+    """(prepared folder, "real" | "synthetic"). Generated data is used only when asked for
+    (`--synthetic`): a data root without the dataset is an error naming the missing folder."""
     prepared = Path(data_root) / dataset
     if is_prepared(prepared) and not (prepared / SYNTHETIC_STAMP).is_file():
-        return prepared  # real (or user-provided) preprocessed data
-    return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size)
+        return prepared, "real"  # real (or user-provided) preprocessed data
+    if not synthetic:
+        raise DataError(
+            f"{prepared}: no prepared {dataset} dataset; run `cmcgns preprocess {dataset} --source RAW --out {prepared}`, "
+            f"or pass --synthetic to use generated data"
+        )
+    return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size), "synthetic"
 
 
 def run_task(
@@ -50,6 +62,7 @@ def run_task(
     data_root: Path,
     synthetic_studies: int = 120,
     device: str = "cpu",
+    synthetic: bool = False,
 ) -> dict:
     """One downstream run (`cmcgns finetune`): its results row, also appended to OUT/results.jsonl."""
     return run_suite(
@@ -62,6 +75,7 @@ def run_task(
         {name: dict(options or {})},
         synthetic_studies,
         device,
+        synthetic=synthetic,
     )[0]
 
 
@@ -76,6 +90,7 @@ def run_suite(
     synthetic_studies: int = 120,
     device: str = "cpu",
     on_result: Callable[[dict], None] | None = None,
+    synthetic: bool = False,
 ) -> list[dict]:
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
@@ -87,7 +102,7 @@ def run_suite(
         options = (task_options or {}).get(name, {})
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
-        manifest = dataset_dir(task.dataset, data_root, synthetic_studies, image_size)
+        manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
         config_hash = hashlib.sha256(
             json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -103,10 +118,16 @@ def run_suite(
                 work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
                 metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
                 row = {
+                    "schema_version": RESULTS_SCHEMA_VERSION,
                     "task": name,
                     "dataset": task.dataset,
+                    "dataset_kind": kind,
+                    "protocol": getattr(task.options, "protocol", "fast"),
                     "fraction": fraction,
                     "seed": seed,
+                    "backbone": weights,
+                    "image_size": int(metrics.get("image_size", image_size)),
+                    "selected_epoch": metrics.get("selected_epoch"),
                     "metrics": metrics,
                     "config_hash": config_hash,
                     "checkpoint_hash": weights,

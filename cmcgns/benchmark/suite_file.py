@@ -26,6 +26,7 @@ class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
     fractions: list[float] = [1.0]
     seeds: list[pydantic.NonNegativeInt] = [0]
+    synthetic: bool = pydantic.Field(False, description="use generated data for datasets the data root lacks")
     synthetic_studies: int = pydantic.Field(120, ge=8)
     options: dict[str, dict[str, Any]] = {}
     expected: Path | None = None
@@ -53,6 +54,7 @@ class SuiteFile(Strict):
         options: dict[str, dict[str, Any]] | None = None,
         expected: Path | None = None,
         synthetic_studies: int | None = None,
+        synthetic: bool | None = None,
     ) -> SuiteFile:
         """Command-line values over the file's: given lists replace, options merge per task (options of
         tasks the new selection drops are dropped with them)."""
@@ -67,6 +69,7 @@ class SuiteFile(Strict):
             fractions=fractions or self.fractions,
             seeds=seeds or self.seeds,
             expected=expected or self.expected,
+            synthetic=self.synthetic if synthetic is None else synthetic,
             synthetic_studies=synthetic_studies or self.synthetic_studies,
         )
         try:

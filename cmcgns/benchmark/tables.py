@@ -11,7 +11,8 @@ from pathlib import Path
 from cmcgns.errors import DataError
 from cmcgns.io.atomic import write_bytes, write_text
 
-SKIP = {"train_rows", "test_rows", "foreground_weight"}  # run diagnostics kept in results.jsonl, not tabulated
+# run diagnostics kept in results.jsonl, not tabulated
+SKIP = {"train_rows", "val_rows", "test_rows", "foreground_weight", "selected_epoch", "image_size"}
 
 
 def read_results(path: Path) -> list[dict]:
@@ -45,14 +46,15 @@ def _reference_cell(s: dict, reference: dict | None) -> str:
     return f"{value:.4f}" if value is not None else "—"
 
 
-def markdown_table(summary: list[dict], reference: dict | None = None) -> str:
-    """`reference` maps (task, fraction, metric) to a published value (None = not available)."""
+def markdown_table(summary: list[dict], reference: dict | None = None, note: str = "") -> str:
+    """`reference` maps (task, fraction, metric) to a published value (None = not available); `note`
+    is printed above the table (e.g. that the data are synthetic)."""
     header = "| task | fraction | metric | mean ± std | n |" + (" reference |" if reference is not None else "")
     lines = [header, "|---|---|---|---|---|" + ("---|" if reference is not None else "")]
     for s in summary:
         row = f"| {s['task']} | {s['fraction']:g} | {s['metric']} | {s['mean']:.4f} ± {s['std']:.4f} | {s['n']} |"
         lines.append(row + (f" {_reference_cell(s, reference)} |" if reference is not None else ""))
-    return "\n".join(lines) + "\n"
+    return (f"{note}\n\n" if note else "") + "\n".join(lines) + "\n"
 
 
 def write_tables(
@@ -61,9 +63,10 @@ def write_tables(
     reference: dict | None = None,
     bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
     title: str = "",
+    note: str = "",
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
-    write_text(out_dir / "summary.md", markdown_table(summary, reference))
+    write_text(out_dir / "summary.md", markdown_table(summary, reference, note))
     fields = ["task", "fraction", "metric", "mean", "std", "n"] + (["reference"] if reference is not None else [])
     rows = [
         dict(s, reference=reference.get((s["task"], float(s["fraction"]), s["metric"]))) if reference is not None else s

@@ -147,9 +147,12 @@ def finetune(
     fraction: float = typer.Option(1.0, help="fraction of training labels: 0.01, 0.1, 1.0"),
     seed: int = typer.Option(0, min=0),
     backbone: Path | None = typer.Option(None, help="export/ folder of a pretrain run"),
-    data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (synthetic if absent)"),
+    data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (DATA_ROOT/DATASET)"),
     out: Path = typer.Option(Path("runs/finetune")),
     mode: str | None = typer.Option(None, help="linear | finetune (classification)"),
+    synthetic: bool = typer.Option(
+        False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
+    ),
     option: list[str] | None = set_option("epochs=5", "task option"),
 ) -> None:
     """Train and evaluate one downstream task.
@@ -159,7 +162,7 @@ def finetune(
     from cmcgns.benchmark.suite import run_task
 
     opts = parse_options(option) | ({"mode": mode} if mode else {})
-    row = run_task(task, opts, fraction, seed, out, backbone, data_root)
+    row = run_task(task, opts, fraction, seed, out, backbone, data_root, synthetic=synthetic)
     console.print_json(json.dumps(row["metrics"]))
 
 
@@ -180,6 +183,9 @@ def benchmark(
         None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"
     ),
     synthetic_studies: int | None = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
+    synthetic: bool = typer.Option(
+        False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
+    ),
     option: list[str] | None = set_option("rsna-cls.epochs=5", "task option, prefixed by the task"),
 ) -> None:
     """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate.
@@ -206,6 +212,7 @@ def benchmark(
         options=parse_options(option),
         expected=expected,
         synthetic_studies=synthetic_studies,
+        synthetic=True if synthetic else None,
     )
     report = run_benchmark(
         spec,

@@ -117,11 +117,16 @@ def test_benchmark_cli_tables_and_regression_gate(data_root, tmp_path):
         "covidx-cls.epochs=2",
         "--set",
         "covidx-cls.image_size=32",
+        "--synthetic",
     ]
     res = runner.invoke(app, args + ["--out", str(tmp_path / "a"), "--expected", str(ok)])
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "a" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2 and {json.loads(l)["seed"] for l in lines} == {0, 1}
+    row = json.loads(lines[0])
+    assert row["schema_version"] == 2 and row["dataset_kind"] == "synthetic" and row["backbone"] == "random-init"
+    assert row["image_size"] == 32 and "protocol" in row and "selected_epoch" in row
+    assert (tmp_path / "a" / "summary.md").read_text().startswith("**Synthetic data**")
     assert "±" in (tmp_path / "a" / "summary.md").read_text() and (tmp_path / "a" / "summary.png").stat().st_size > 0
     res = runner.invoke(app, args + ["--out", str(tmp_path / "b"), "--expected", str(bad)])
     assert res.exit_code == 1 and "REGRESSION" in res.output
@@ -145,3 +150,13 @@ def test_foreground_weight_is_the_clipped_background_ratio(tmp_path):
     tiny[0, 0] = 1
     Image.fromarray(tiny).save(tmp_path / "tiny.png")
     assert foreground_weight([tmp_path / "tiny.png"]) == 50.0
+
+
+def test_a_data_root_without_the_dataset_is_an_error_unless_synthetic_is_asked_for(tmp_path):
+    res = CliRunner().invoke(
+        app,
+        ["benchmark", "--tasks", "covidx-cls", "--data-root", str(tmp_path / "empty"), "--out", str(tmp_path / "o")],
+    )
+    output = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"{tmp_path / 'empty' / 'covidx'}: no prepared covidx dataset" in output
+    assert "--synthetic" in output and not (tmp_path / "empty").exists()

@@ -47,6 +47,7 @@ def run_benchmark(
         device=device,
         on_result=on_result,
         synthetic=suite.synthetic,
+        protocol=suite.protocol,
     )
     summary = aggregate(rows)
     bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}

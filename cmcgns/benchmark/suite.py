@@ -63,6 +63,7 @@ def run_task(
     synthetic_studies: int = 120,
     device: str = "cpu",
     synthetic: bool = False,
+    protocol: str | None = None,
 ) -> dict:
     """One downstream run (`cmcgns finetune`): its results row, also appended to OUT/results.jsonl."""
     return run_suite(
@@ -76,6 +77,7 @@ def run_task(
         synthetic_studies,
         device,
         synthetic=synthetic,
+        protocol=protocol,
     )[0]
 
 
@@ -91,7 +93,10 @@ def run_suite(
     device: str = "cpu",
     on_result: Callable[[dict], None] | None = None,
     synthetic: bool = False,
+    protocol: str | None = None,
 ) -> list[dict]:
+    """Every task x fraction x seed; `protocol` (mgca | fast) applies to tasks that offer one and is
+    recorded in each row (tasks without one run their only protocol, recorded as fast)."""
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
@@ -99,7 +104,9 @@ def run_suite(
     weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
     planned, done = len(components) * len(fractions) * len(seeds), 0
     for name, component in components.items():
-        options = (task_options or {}).get(name, {})
+        options = dict((task_options or {}).get(name, {}))
+        if protocol is not None and "protocol" in component.options.model_fields:
+            options.setdefault("protocol", protocol)
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
         manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)

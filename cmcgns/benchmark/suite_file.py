@@ -13,7 +13,7 @@ suite file's folder, so `benchmarks/ci_suite.yaml` works from any working direct
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 
@@ -26,6 +26,10 @@ class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
     fractions: list[float] = [1.0]
     seeds: list[pydantic.NonNegativeInt] = [0]
+    protocol: Literal["mgca", "fast"] = pydantic.Field(
+        "mgca",
+        description="downstream protocol for tasks that offer one (classification): mgca (published) or fast (CI)",
+    )
     synthetic: bool = pydantic.Field(False, description="use generated data for datasets the data root lacks")
     synthetic_studies: int = pydantic.Field(120, ge=8)
     options: dict[str, dict[str, Any]] = {}
@@ -55,6 +59,7 @@ class SuiteFile(Strict):
         expected: Path | None = None,
         synthetic_studies: int | None = None,
         synthetic: bool | None = None,
+        protocol: str | None = None,
     ) -> SuiteFile:
         """Command-line values over the file's: given lists replace, options merge per task (options of
         tasks the new selection drops are dropped with them)."""
@@ -70,6 +75,7 @@ class SuiteFile(Strict):
             seeds=seeds or self.seeds,
             expected=expected or self.expected,
             synthetic=self.synthetic if synthetic is None else synthetic,
+            protocol=protocol or self.protocol,
             synthetic_studies=synthetic_studies or self.synthetic_studies,
         )
         try:

@@ -150,6 +150,7 @@ def finetune(
     data_root: Path = typer.Option(Path("data"), help="folder holding preprocessed datasets (DATA_ROOT/DATASET)"),
     out: Path = typer.Option(Path("runs/finetune")),
     mode: str | None = typer.Option(None, help="linear | finetune (classification)"),
+    protocol: str = typer.Option("mgca", help="downstream protocol: mgca (published, early stopping) or fast (CI)"),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
     ),
@@ -162,7 +163,7 @@ def finetune(
     from cmcgns.benchmark.suite import run_task
 
     opts = parse_options(option) | ({"mode": mode} if mode else {})
-    row = run_task(task, opts, fraction, seed, out, backbone, data_root, synthetic=synthetic)
+    row = run_task(task, opts, fraction, seed, out, backbone, data_root, synthetic=synthetic, protocol=protocol)
     console.print_json(json.dumps(row["metrics"]))
 
 
@@ -183,6 +184,7 @@ def benchmark(
         None, help="published values to show beside the results, e.g. benchmarks/paper_table.yaml"
     ),
     synthetic_studies: int | None = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
+    protocol: str | None = typer.Option(None, help="downstream protocol: mgca (published, default) or fast (CI)"),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
     ),
@@ -213,6 +215,7 @@ def benchmark(
         expected=expected,
         synthetic_studies=synthetic_studies,
         synthetic=True if synthetic else None,
+        protocol=protocol,
     )
     report = run_benchmark(
         spec,

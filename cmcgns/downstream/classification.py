@@ -1,38 +1,85 @@
-"""Image classification: linear probe (frozen backbone) or full fine-tune; AUROC and accuracy."""
+"""Image classification: linear probe (frozen backbone) or full fine-tune; AUROC and accuracy.
+
+Two protocols:
+- `mgca` (default; MGCA's downstream protocol, which the paper follows): features (linear) or
+  images (finetune) streamed through a DataLoader on the run's device; AdamW lr 5e-4, weight decay
+  1e-6, batch 48, cosine schedule, up to 100 epochs with early stopping on the validation loss
+  (patience 10); the test split is scored with the best-validation state. Validation is the
+  manifest's `val` split, else a patient-disjoint hold-out of the training split; label fractions
+  are drawn from the remaining training rows only.
+- `fast`: a fixed number of epochs, no validation, for CI and the demo.
+Linear-probe features can be cached on disk, keyed by the backbone's weights hash.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pydantic
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from cmcgns.data.images import augment, load_image
-from cmcgns.data.manifest import read_manifest
+from cmcgns.data.manifest import ManifestRow, read_manifest
+from cmcgns.data.preprocess.base import stable_split
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
 from cmcgns.plugins import Options, Register, hookimpl
 
+PROTOCOL_DEFAULTS = {
+    "mgca": {"epochs": 100, "lr": 5e-4, "weight_decay": 1e-6, "batch_size": 48},
+    "fast": {"epochs": 30, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32},
+}
+
 
 class ClassificationOptions(Options):
+    protocol: Literal["mgca", "fast"] = pydantic.Field("mgca", description="mgca: early stopping on validation loss")
     mode: Literal["linear", "finetune"] = "linear"
-    epochs: int = pydantic.Field(30, ge=1)
-    lr: float = pydantic.Field(1e-3, gt=0)
-    batch_size: int = pydantic.Field(32, ge=1)
+    epochs: int | None = pydantic.Field(None, ge=1, description="maximum epochs; unset = 100 (mgca) or 30 (fast)")
+    lr: float | None = pydantic.Field(None, gt=0, description="unset = 5e-4 (mgca) or 1e-3 (fast)")
+    weight_decay: float | None = pydantic.Field(None, ge=0, description="unset = 1e-6 (mgca) or 1e-4 (fast)")
+    batch_size: int | None = pydantic.Field(None, ge=1, description="unset = 48 (mgca) or 32 (fast)")
+    patience: int = pydantic.Field(10, ge=1, description="epochs without a lower validation loss before stopping")
+    val_fraction: float = pydantic.Field(
+        0.2, gt=0, lt=1, description="patient-disjoint hold-out when there is no val split"
+    )
+    num_workers: int = pydantic.Field(2, ge=0, description="DataLoader workers for image decoding")
+    feature_cache: bool = pydantic.Field(True, description="cache linear-probe features on disk (keyed by the weights)")
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
     labels: list[str] | None = None
 
+    def setting(self, name: str) -> float:
+        value = getattr(self, name)
+        return PROTOCOL_DEFAULTS[self.protocol][name] if value is None else value
 
-def _tensors(directory, rows, size, train: bool, seed: int):
-    images = torch.stack([load_image(directory / r["image"], size) for r in rows])
-    if train:
-        gen = torch.Generator().manual_seed(seed)
-        images = torch.stack([augment(x, gen) for x in images])
-    return images
+
+class ImageRows(Dataset):
+    """Rows of a manifest as (image, label vector); augmentation is a function of (seed, epoch, index)."""
+
+    def __init__(
+        self, directory: Path, rows: list[ManifestRow], names: list[str], size: int, train: bool, seed: int
+    ) -> None:
+        self.directory, self.rows, self.size, self.train, self.seed = Path(directory), rows, size, train, seed
+        self.labels = torch.from_numpy(_labels(rows, names))
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = load_image(self.directory / self.rows[index]["image"], self.size)
+        if self.train:
+            image = augment(image, torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 10_007 + index))
+        return image, self.labels[index]
 
 
 def _labels(rows, names) -> np.ndarray:
@@ -59,68 +106,185 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-class ClassificationTask:
-    metrics = ("auroc", "acc")
+def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy over the known labels only (NaN = not mentioned)."""
+    known = ~torch.isnan(target)
+    if not known.any():
+        return logits.sum() * 0.0
+    return nn.functional.binary_cross_entropy_with_logits(logits[known], target[known])
 
+
+def split_rows(manifest, fraction: float, seed: int, names: list[str], opts: ClassificationOptions):
+    """(train subset, validation, test): validation is the `val` split, else a patient-disjoint
+    hold-out of the training split (mgca); the label fraction comes from the remaining training rows."""
+    train_all, val, test = manifest.split("train"), manifest.split("val"), manifest.split("test")
+    if opts.protocol == "mgca" and not val:
+        fractions = {"train": 1 - opts.val_fraction, "val": opts.val_fraction}
+        by_patient = {
+            r["id"]: stable_split(str(r.get("patient") or r.get("subject_id") or r["id"]), fractions) for r in train_all
+        }
+        val = [r for r in train_all if by_patient[r["id"]] == "val"]
+        train_all = [r for r in train_all if by_patient[r["id"]] == "train"]
+    if opts.protocol == "fast" and not test:
+        test = val  # the quick protocol scores the validation split when there is no test split
+    if not train_all or not test or (opts.protocol == "mgca" and not val):
+        raise DataError(f"{manifest.directory}: needs train, val and test rows (have {manifest.meta.get('splits')})")
+    return fraction_subset(train_all, fraction, seed, names[0]), val, test
+
+
+class EarlyStopping:
+    """Keeps the state with the lowest validation loss; says when `patience` epochs passed without one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.best_loss, self.best_epoch, self.best_state, self.waited = patience, math.inf, 0, None, 0
+
+    def update(self, epoch: int, loss: float, modules: list[nn.Module]) -> bool:
+        """Record this epoch; True when training should stop."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.waited = loss, epoch, 0
+            self.best_state = [copy.deepcopy(m.state_dict()) for m in modules]
+        else:
+            self.waited += 1
+        return self.waited >= self.patience
+
+    def restore(self, modules: list[nn.Module]) -> None:
+        for module, state in zip(modules, self.best_state or [], strict=False):
+            module.load_state_dict(state)
+
+
+class ClassificationTask:
     def __init__(self, name: str, dataset: str, options: ClassificationOptions) -> None:
         self.name, self.dataset, self.options = name, dataset, options
+
+    def _loader(self, dataset: Dataset, shuffle: bool, device: str, seed: int) -> DataLoader:
+        workers = self.options.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=int(self.options.setting("batch_size")),
+            shuffle=shuffle,
+            num_workers=workers,
+            pin_memory=torch.device(device).type == "cuda",
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def _features(self, encoder: ImageEncoder, rows, names, size, run: TaskRun, cache_key: str | None) -> torch.Tensor:
+        """Frozen-encoder features of `rows`, streamed (never a whole split of images in memory)."""
+        cache = None
+        if cache_key is not None and self.options.feature_cache:
+            ids = hashlib.sha256(json.dumps([r["id"] for r in rows]).encode()).hexdigest()[:16]
+            cache = run.work_dir.parent / "feature-cache" / f"{cache_key}-{ids}.pt"
+            if cache.is_file():
+                return torch.load(cache, map_location="cpu", weights_only=True)
+        chunks = []
+        with torch.no_grad():
+            for images, _ in self._loader(
+                ImageRows(run.manifest_dir, rows, names, size, False, run.seed), False, run.device, 0
+            ):
+                chunks.append(encoder(images.to(run.device, non_blocking=True))[0].float().cpu())
+        features = torch.cat(chunks)
+        if cache is not None:
+            from cmcgns.io.atomic import atomic_open
+
+            with atomic_open(cache, "wb") as handle:
+                torch.save(features, handle)
+        return features
 
     def run(self, run: TaskRun) -> dict[str, float]:
         opts = self.options
         manifest = read_manifest(run.manifest_dir)
-        meta = manifest.meta
-        names = opts.labels or list(meta.get("labels", []))
+        names = opts.labels or list(manifest.meta.get("labels", []))
         if not names:
             raise DataError(f"{run.manifest_dir}: manifest lists no labels")
-        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, names[0])
-        test = manifest.split("test") or manifest.split("val")
-        if not train or not test:
-            raise DataError(f"{run.manifest_dir}: needs train and test rows (have {meta.get('splits')})")
+        train, val, test = split_rows(manifest, run.fraction, run.seed, names, opts)
         spec = backbone_spec(run.backbone_dir, opts.backbone, opts.image_size, "image_size" in opts.model_fields_set)
         torch.manual_seed(run.seed)
         encoder = ImageEncoder(spec.timm_name, spec.image_size, spec.timm_file).to(run.device)
         head = nn.Linear(encoder.dim, len(names)).to(run.device)
-        y_train = torch.from_numpy(_labels(train, names))
-        x_train = _tensors(run.manifest_dir, train, spec.image_size, opts.mode == "finetune", run.seed)
-        x_test = _tensors(run.manifest_dir, test, spec.image_size, False, run.seed)
+        epochs, mgca = int(opts.setting("epochs")), opts.protocol == "mgca"
+
         if opts.mode == "linear":
             encoder.eval()
-            with torch.no_grad():
-                f_train = torch.cat([encoder(x.to(run.device))[0] for x in x_train.split(64)])
-                f_test = torch.cat([encoder(x.to(run.device))[0] for x in x_test.split(64)])
-            mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
-            f_train, f_test = (f_train - mean) / std, (f_test - mean) / std
-            params, forward_train, forward_test = (
-                list(head.parameters()),
-                (lambda i: head(f_train[i])),
-                (lambda: head(f_test)),
-            )
-        else:
-            params = list(encoder.parameters()) + list(head.parameters())
+            key = f"{spec.weights_id}-{spec.timm_name}-{spec.image_size}" if spec.weights_sha256 else None
+            feats = {
+                split: self._features(encoder, rows, names, spec.image_size, run, key)
+                for split, rows in (("train", train), ("val", val), ("test", test))
+            }
+            mean, std = feats["train"].mean(0), feats["train"].std(0).clamp_min(1e-6)
+            feats = {k: ((v - mean) / std).to(run.device) for k, v in feats.items()}
+            labels = {
+                k: torch.from_numpy(_labels(rows, names)).to(run.device) for k, rows in (("train", train), ("val", val))
+            }
+            modules, params = [head], list(head.parameters())
 
-            def forward_train(i):
-                return head(encoder(x_train[i].to(run.device))[0])
+            def train_epoch(epoch: int, generator: torch.Generator) -> None:  # noqa: ARG001 (one signature for both modes)
+                order = torch.randperm(len(train), generator=generator).to(run.device)
+                for idx in order.split(int(opts.setting("batch_size"))):
+                    step(masked_bce(head(feats["train"][idx]), labels["train"][idx]))
 
-            def forward_test():
-                encoder.eval()
+            def predict(split: str) -> torch.Tensor:
                 with torch.no_grad():
-                    return torch.cat([head(encoder(x.to(run.device))[0]) for x in x_test.split(64)])
+                    return head(feats[split])
 
-        optimizer = torch.optim.AdamW(params, lr=opts.lr, weight_decay=1e-4)
-        gen = torch.Generator().manual_seed(run.seed)
-        for _ in range(opts.epochs):
-            for idx in torch.randperm(len(train), generator=gen).split(opts.batch_size):
-                target = y_train[idx].to(run.device)
-                known = ~torch.isnan(target)
-                logits = forward_train(idx)
-                loss = nn.functional.binary_cross_entropy_with_logits(logits[known], target[known])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        with torch.no_grad():
-            probs = torch.sigmoid(forward_test()).cpu().numpy()
+            def val_loss() -> float:
+                return float(masked_bce(predict("val"), labels["val"]))
+        else:
+            modules, params = [encoder, head], list(encoder.parameters()) + list(head.parameters())
+            train_rows = ImageRows(run.manifest_dir, train, names, spec.image_size, True, run.seed)
+            train_loader = self._loader(train_rows, True, run.device, run.seed)
+
+            def train_epoch(epoch: int, generator: torch.Generator) -> None:  # noqa: ARG001 (the loader shuffles)
+                encoder.train()
+                train_rows.epoch = epoch
+                for images, target in train_loader:
+                    logits = head(encoder(images.to(run.device, non_blocking=True))[0])
+                    step(masked_bce(logits, target.to(run.device)))
+
+            def predict(split: str) -> torch.Tensor:
+                rows = {"val": val, "test": test}[split]
+                encoder.eval()
+                out = []
+                with torch.no_grad():
+                    for images, _ in self._loader(
+                        ImageRows(run.manifest_dir, rows, names, spec.image_size, False, 0), False, run.device, 0
+                    ):
+                        out.append(head(encoder(images.to(run.device, non_blocking=True))[0]))
+                return torch.cat(out)
+
+            def val_loss() -> float:
+                return float(masked_bce(predict("val"), torch.from_numpy(_labels(val, names)).to(run.device)))
+
+        optimizer = torch.optim.AdamW(params, lr=opts.setting("lr"), weight_decay=opts.setting("weight_decay"))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if mgca else None
+
+        def step(loss: torch.Tensor) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        stopper = EarlyStopping(opts.patience)
+        generator = torch.Generator().manual_seed(run.seed)
+        selected = epochs
+        for epoch in range(1, epochs + 1):
+            train_epoch(epoch, generator)
+            if schedule is not None:
+                schedule.step()
+            if mgca and stopper.update(epoch, val_loss(), modules):
+                break
+        if mgca:
+            stopper.restore(modules)
+            selected = stopper.best_epoch
+        probs = torch.sigmoid(predict("test")).float().cpu().numpy()
         result = _metrics(_labels(test, names), probs)
-        result.update({"train_rows": float(len(train)), "test_rows": float(len(test))})
+        result.update(
+            {
+                "train_rows": float(len(train)),
+                "val_rows": float(len(val)),
+                "test_rows": float(len(test)),
+                "selected_epoch": float(selected),
+                "image_size": float(spec.image_size),
+            }
+        )
         return result
 
 

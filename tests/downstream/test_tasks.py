@@ -26,16 +26,15 @@ def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
 
 @pytest.mark.parametrize("mode", ["linear", "finetune"])
 def test_classification_learns_synthetic_labels(data_root, tmp_path, mode):
-    out = _run(
-        "covidx-cls", {"mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}, data_root, tmp_path
-    )
+    options = {"protocol": "fast", "mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}
+    out = _run("covidx-cls", options, data_root, tmp_path)
     assert 0.0 <= out["auroc"] <= 1.0 and 0.0 <= out["acc"] <= 1.0
     assert out["auroc"] > 0.55, out  # consolidation vs none is visible even from random-init features
 
 
 def test_a_task_trains_on_the_label_fraction_it_is_given(data_root, tmp_path):
-    small = _run("rsna-cls", {"epochs": 1, "image_size": 32}, data_root, tmp_path, fraction=0.1)
-    full = _run("rsna-cls", {"epochs": 1, "image_size": 32}, data_root, tmp_path / "full", fraction=1.0)
+    small = _run("rsna-cls", {"protocol": "fast", "epochs": 1, "image_size": 32}, data_root, tmp_path, fraction=0.1)
+    full = _run("rsna-cls", {"protocol": "fast", "epochs": 1, "image_size": 32}, data_root, tmp_path / "full")
     assert 2 <= small["train_rows"] <= 0.15 * full["train_rows"]
 
 
@@ -160,3 +159,22 @@ def test_a_data_root_without_the_dataset_is_an_error_unless_synthetic_is_asked_f
     output = " ".join(res.output.split())
     assert res.exit_code == 2 and f"{tmp_path / 'empty' / 'covidx'}: no prepared covidx dataset" in output
     assert "--synthetic" in output and not (tmp_path / "empty").exists()
+
+
+def test_the_mgca_protocol_selects_an_epoch_on_a_patient_disjoint_validation_split(data_root, tmp_path):
+    from cmcgns.data.manifest import Manifest
+    from cmcgns.downstream.classification import ClassificationOptions, split_rows
+
+    rows = [
+        {"id": f"i{k}", "patient": f"p{k // 3}", "split": "train", "labels": {"y": float(k % 2)}} for k in range(60)
+    ]
+    rows += [{"id": f"t{k}", "patient": f"q{k}", "split": "test", "labels": {"y": float(k % 2)}} for k in range(10)]
+    manifest = Manifest(tmp_path, {"splits": {"train": 60, "test": 10}}, rows)  # no val split: one is held out
+    train, val, test = split_rows(manifest, 1.0, 0, ["y"], ClassificationOptions())
+    patients = lambda part: {r["patient"] for r in part}  # noqa: E731
+    assert len(val) >= 6 and len(train) + len(val) == 60 and len(test) == 10
+    assert not patients(train) & patients(val)  # the three images of a patient stay together
+    small, _, _ = split_rows(manifest, 0.1, 0, ["y"], ClassificationOptions())
+    assert {r["id"] for r in small} <= {r["id"] for r in train}  # fractions come from the remaining training rows
+    out = _run("covidx-cls", {"image_size": 32, "epochs": 12, "patience": 3}, data_root, tmp_path)
+    assert 1 <= out["selected_epoch"] <= 12 and out["val_rows"] > 0 and out["test_rows"] > 0

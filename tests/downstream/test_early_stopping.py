@@ -1,0 +1,27 @@
+import torch
+from torch import nn
+
+from cmcgns.downstream.classification import EarlyStopping, masked_bce
+
+
+def test_early_stopping_keeps_the_best_validation_state_and_stops_after_patience():
+    layer = nn.Linear(1, 1, bias=False)
+    stopper = EarlyStopping(patience=2)
+    stops = []
+    for epoch, loss in enumerate([3.0, 2.0, 2.5, 1.5, 1.6, 1.7, 0.1], start=1):
+        with torch.no_grad():
+            layer.weight.fill_(float(epoch))  # the state of this epoch
+        stops.append(stopper.update(epoch, loss, [layer]))
+        if stops[-1]:
+            break
+    assert stops == [False, False, False, False, False, True]  # two epochs without a new best after epoch 4
+    stopper.restore([layer])
+    assert stopper.best_epoch == 4 and stopper.best_loss == 1.5 and layer.weight.item() == 4.0
+
+
+def test_masked_bce_ignores_unknown_labels():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    target = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])
+    expected = nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.0]))
+    assert torch.allclose(masked_bce(logits, target), expected)
+    assert masked_bce(logits, torch.full((2, 2), float("nan"))).item() == 0.0

@@ -108,6 +108,7 @@ class DetectionTask:
         return {
             "map": metrics.get("coco/bbox_mAP", 0.0),
             "map50": metrics.get("coco/bbox_mAP_50", 0.0),
+            "map_40_75": metrics.get("box/map_40_75", float("nan")),
             "train_rows": float(len(images)),
         }
 

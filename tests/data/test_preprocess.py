@@ -88,3 +88,36 @@ def test_real_dicom_from_pydicom_test_data():
         pytest.skip("pydicom test data not available")
     pixels = read_dicom_gray8(path)
     assert pixels.dtype == np.uint8 and pixels.shape == (128, 128) and pixels.std() > 10
+
+
+def test_chexpert_uncertain_labels_follow_the_mgca_per_label_mapping(tmp_path):
+    from cmcgns.data.preprocess.base import DropReport
+    from cmcgns.data.preprocess.chexpert import COMPETITION_LABELS, read_index
+
+    root = tmp_path / "CheXpert-v1.0-small"
+    root.mkdir()
+    header = "Path,Sex,Age,Frontal/Lateral,AP/PA," + ",".join(COMPETITION_LABELS)
+    # every label uncertain in one image; blank / 1 / 0 in the other
+    rows = [
+        "CheXpert-v1.0-small/train/patient1/study1/view1_frontal.jpg,F,50,Frontal,AP," + ",".join(["-1.0"] * 5),
+        "CheXpert-v1.0-small/train/patient2/study1/view1_frontal.jpg,M,60,Frontal,PA,,1.0,0.0,,1.0",
+    ]
+    (root / "train.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    found, _ = read_index(root / "train.csv", "train", "mgca", DropReport())
+    uncertain, plain = (found[k]["labels"] for k in sorted(found))
+    assert uncertain == {
+        "Atelectasis": 1.0,
+        "Cardiomegaly": 0.0,
+        "Consolidation": 0.0,
+        "Edema": 1.0,
+        "Pleural Effusion": 1.0,
+    }
+    assert plain == {
+        "Atelectasis": 0.0,
+        "Cardiomegaly": 1.0,
+        "Consolidation": 0.0,
+        "Edema": 0.0,
+        "Pleural Effusion": 1.0,
+    }
+    ones, _ = read_index(root / "train.csv", "train", "ones", DropReport())
+    assert set(ones[sorted(ones)[0]]["labels"].values()) == {1.0}

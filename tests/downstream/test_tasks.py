@@ -46,6 +46,7 @@ def test_mmdet_detection_runs_with_exported_backbone(data_root, tmp_path, tiny_p
     export_dir = Path(summary["export"]["mm"]).parent
     out = _run("rsna-det", {"iters": 4, "batch_size": 4, "image_size": 32}, data_root, tmp_path, backbone=export_dir)
     assert 0.0 <= out["map"] <= 1.0 and 0.0 <= out["map50"] <= 1.0
+    assert 0.0 <= out["map_40_75"] <= 1.0  # MGCA's metric, computed beside COCO's
     assert list((tmp_path / "rsna-det" / "mm").glob("iter_4.pth"))
 
 

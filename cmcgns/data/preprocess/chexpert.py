@@ -1,5 +1,8 @@
 """CheXpert -> classification manifest on the 5 competition labels. Official `valid` becomes the
-test split; `train` is split by patient into train/val. Uncertain labels follow a policy."""
+test split; `train` is split by patient into train/val. Uncertain labels (-1) follow a policy:
+`mgca` (default; MGCA's and the CheXpert paper's best per-label choice) maps them to 1 for
+Atelectasis, Edema and Pleural Effusion (U-ones) and to 0 for Cardiomegaly and Consolidation
+(U-zeros); `ones` and `zeros` apply one rule to every label."""
 
 from __future__ import annotations
 
@@ -13,20 +16,32 @@ COMPETITION_LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "
 ROOT = "CheXpert-v1.0-small"
 
 
-def _value(raw: str, policy: str) -> float:
+U_ONES = ("Atelectasis", "Edema", "Pleural Effusion")
+U_ZEROS = ("Cardiomegaly", "Consolidation")
+POLICIES = ("mgca", "ones", "zeros")
+
+
+def uncertain_value(label: str, policy: str) -> float:
+    """The value an uncertain (-1) mention of `label` becomes under `policy`."""
+    if policy == "mgca":
+        return 1.0 if label in U_ONES else 0.0
+    return {"ones": 1.0, "zeros": 0.0}[policy]
+
+
+def _value(raw: str, policy: str, label: str = "") -> float:
     value = chexpert_label(raw)
     if value is None:
         return 0.0
     if value == -1.0:
-        return {"ones": 1.0, "zeros": 0.0}[policy]
+        return uncertain_value(label, policy)
     return value
 
 
 def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport) -> tuple[dict[str, dict], int]:
     """One official CheXpert csv -> ({item_id: candidate row}, rows considered). ``Path`` is
     relative to the folder holding CheXpert-v1.0-small; lateral views are dropped."""
-    if uncertain not in ("ones", "zeros"):
-        raise ValueError("uncertain policy must be 'ones' or 'zeros'")
+    if uncertain not in POLICIES:
+        raise ValueError(f"uncertain policy must be one of {', '.join(POLICIES)}")
     base = csv_path.parent
     candidates: dict[str, dict] = {}
     table = read_csv(csv_path, ["Path", "Frontal/Lateral", *COMPETITION_LABELS])
@@ -41,7 +56,7 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
         split = "test" if official == "valid" else stable_split(patient, {"train": 0.9, "val": 0.1})
         item_id = "_".join(parts[1:]).rsplit(".", 1)[0]
         try:
-            labels = {k: _value(row[k], uncertain) for k in COMPETITION_LABELS}
+            labels = {k: _value(row[k], uncertain, k) for k in COMPETITION_LABELS}
         except ValueError:
             raise DataError(f"{csv_path}:{lineno}: label values must be blank, 1.0, 0.0 or -1.0") from None
         if item_id in candidates:
@@ -57,7 +72,7 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
     return candidates, len(table)
 
 
-def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain: str = "ones") -> object:
+def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain: str = "mgca") -> object:
     base = source / ROOT if (source / ROOT).is_dir() else source
     drops = DropReport()
     candidates: dict[str, dict] = {}

@@ -62,7 +62,9 @@ class MimicOptions(Options):
 
 
 class ChexpertOptions(Options):
-    uncertain: Literal["ones", "zeros"] = "ones"
+    uncertain: Literal["mgca", "ones", "zeros"] = pydantic.Field(
+        "mgca", description="uncertain labels: mgca = U-ones for Atelectasis/Edema/Pleural Effusion, U-zeros otherwise"
+    )
 
 
 def _factory(name: str, kind: str, module: str) -> Callable[[Options], Preprocessor]:

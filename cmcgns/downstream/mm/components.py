@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import numpy as np
+from mmdet.registry import METRICS as DET_METRICS
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.evaluator import BaseMetric
 from mmengine.model import BaseModule
@@ -23,6 +25,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import METRICS as SEG_METRICS
 from mmseg.registry import MODELS as SEG_MODELS
+
+from cmcgns.downstream.metrics import detection_map, dice_per_image
 
 
 def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
@@ -121,19 +125,42 @@ if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
 
 
 class ForegroundDice(BaseMetric):
+    """Mean per-image Dice of the finding class (MGCA's segmentation metric): an image without a
+    finding scores 1 when nothing is predicted, else 0."""
+
     default_prefix = "seg"
 
-    def process(self, data_batch, data_samples) -> None:  # noqa: ARG002 (interface)
+    def process(self, data_batch, data_samples) -> None:  # noqa: ARG002 (mmengine's signature)
         for sample in data_samples:
-            pred = sample["pred_sem_seg"]["data"].squeeze().cpu() == 1
-            gt = sample["gt_sem_seg"]["data"].squeeze().cpu() == 1
-            self.results.append((int((pred & gt).sum()), int(pred.sum()), int(gt.sum())))
+            pred = (sample["pred_sem_seg"]["data"].squeeze().cpu() == 1).numpy()
+            gt = (sample["gt_sem_seg"]["data"].squeeze().cpu() == 1).numpy()
+            self.results.append(dice_per_image(pred.astype(float), gt.astype(float)))
 
     def compute_metrics(self, results) -> dict[str, float]:
-        inter = sum(r[0] for r in results)
-        total = sum(r[1] + r[2] for r in results)
-        return {"dice": 2.0 * inter / total if total else 1.0}
+        return {"dice": float(sum(results) / len(results)) if results else float("nan")}
+
+
+class BoxMAP(BaseMetric):
+    """MGCA's detection metric: mean AP over IoU 0.40, 0.45, ..., 0.75 of the predictions with
+    confidence >= 0.5 (after the detector's NMS), single class."""
+
+    default_prefix = "box"
+
+    def process(self, data_batch, data_samples) -> None:  # noqa: ARG002 (mmengine's signature)
+        for sample in data_samples:
+            pred = sample["pred_instances"]
+            boxes = pred["bboxes"].cpu().numpy()
+            gt = sample["gt_instances"]["bboxes"]
+            gt = gt.tensor if hasattr(gt, "tensor") else gt
+            gt = gt.cpu().numpy().reshape(-1, 4)
+            xywh = lambda b: np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)  # noqa: E731
+            self.results.append(((xywh(boxes.reshape(-1, 4)), pred["scores"].cpu().numpy()), xywh(gt)))
+
+    def compute_metrics(self, results) -> dict[str, float]:
+        return {"map_40_75": detection_map([r[0] for r in results], [r[1] for r in results])}
 
 
 if "ForegroundDice" not in SEG_METRICS.module_dict:
     SEG_METRICS.register_module(module=ForegroundDice)
+if "BoxMAP" not in DET_METRICS.module_dict:
+    DET_METRICS.register_module(module=BoxMAP)

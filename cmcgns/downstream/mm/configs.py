@@ -139,7 +139,10 @@ def detection_config(
         model=model,
         train_dataloader=_loader(dataset(train_ann, train_pipeline, False), batch_size, True),
         test_dataloader=_loader(dataset(test_ann, test_pipeline, True), batch_size, False),
-        test_evaluator=dict(type="CocoMetric", ann_file=str(manifest_dir / test_ann), metric="bbox", format_only=False),
+        test_evaluator=[
+            dict(type="CocoMetric", ann_file=str(manifest_dir / test_ann), metric="bbox", format_only=False),
+            dict(type="BoxMAP"),
+        ],
         default_scope="mmdet",
     )
     return cfg

@@ -62,6 +62,15 @@ class DropReport:
         }
 
 
+def add_candidate(candidates: dict[str, dict], candidate: dict, drops: DropReport, where: str) -> None:
+    """Add `candidate` under its id; an id listed again is dropped as `duplicate_id` (the first is kept)."""
+    item_id = candidate["id"]
+    if item_id in candidates:
+        drops.drop(where, "duplicate_id", f"{item_id} listed before; the first entry is kept")
+        return
+    candidates[item_id] = candidate
+
+
 def stable_split(key: str, fractions: dict[str, float]) -> str:
     """Deterministic split assignment from a key (patient id) and split fractions."""
     u = int(hashlib.sha256(key.encode()).hexdigest()[:12], 16) / float(16**12)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, cache_candidates, stable_split, write_outputs
+from cmcgns.data.preprocess.base import add_candidate, DropReport, cache_candidates, stable_split, write_outputs
 from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.errors import DataError
 
@@ -59,16 +59,18 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
             labels = {k: _value(row[k], uncertain, k) for k in COMPETITION_LABELS}
         except ValueError:
             raise DataError(f"{csv_path}:{lineno}: label values must be blank, 1.0, 0.0 or -1.0") from None
-        if item_id in candidates:
-            drops.drop(f"{csv_path}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
-            continue
-        candidates[item_id] = {
-            "id": item_id,
-            "split": split,
-            "patient": patient,
-            "labels": labels,
-            "_src": base.parent / row["Path"],
-        }
+        add_candidate(
+            candidates,
+            {
+                "id": item_id,
+                "split": split,
+                "patient": patient,
+                "labels": labels,
+                "_src": base.parent / row["Path"],
+            },
+            drops,
+            f"{csv_path}:{lineno}",
+        )
     return candidates, len(table)
 
 

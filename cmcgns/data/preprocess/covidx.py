@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, cache_candidates, require_file, write_outputs
+from cmcgns.data.preprocess.base import add_candidate, DropReport, cache_candidates, require_file, write_outputs
 from cmcgns.errors import DataError
 
 POSITIVE = {"positive", "covid-19", "covid"}
@@ -36,16 +36,18 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
                 drops.drop(f"{index}:{lineno}", "unknown_label", label)
                 continue
             item_id = f"{split}_{Path(filename).stem}"
-            if item_id in candidates:
-                drops.drop(f"{index}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
-                continue
-            candidates[item_id] = {
-                "id": item_id,
-                "patient": patient,
-                "split": split,
-                "labels": {"COVID-19": float(label in POSITIVE)},
-                "_src": source / split / filename,
-            }
+            add_candidate(
+                candidates,
+                {
+                    "id": item_id,
+                    "patient": patient,
+                    "split": split,
+                    "labels": {"COVID-19": float(label in POSITIVE)},
+                    "_src": source / split / filename,
+                },
+                drops,
+                f"{index}:{lineno}",
+            )
     rows = cache_candidates(out, candidates, image_size, workers, drops, source)
     return write_outputs(
         out, "covidx", "classification", rows, drops, considered, image_size, source, {"labels": ["COVID-19"]}

@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import DropReport, image_jobs, run_image_jobs, stable_split, write_outputs
+from cmcgns.data.preprocess.base import (
+    add_candidate,
+    DropReport,
+    image_jobs,
+    run_image_jobs,
+    stable_split,
+    write_outputs,
+)
 from cmcgns.data.preprocess.coco import usable_boxes, write_coco
 from cmcgns.data.preprocess.tabular import read_csv
 from cmcgns.errors import DataError
@@ -41,15 +48,17 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             boxes = parse_annotation(row["annotation"], f"{csv_path}:{lineno}")
             split = "test" if official == "dev" else stable_split(row["image_name"], {"train": 0.85, "val": 0.15})
             item_id = f"{official}_{Path(row['image_name']).stem}"
-            if item_id in candidates:
-                drops.drop(f"{csv_path}:{lineno}", "duplicate_id", f"{item_id} listed before; the first entry is kept")
-                continue
-            candidates[item_id] = {
-                "id": item_id,
-                "split": split,
-                "_boxes": boxes,
-                "_src": source / official / row["image_name"],
-            }
+            add_candidate(
+                candidates,
+                {
+                    "id": item_id,
+                    "split": split,
+                    "_boxes": boxes,
+                    "_src": source / official / row["image_name"],
+                },
+                drops,
+                f"{csv_path}:{lineno}",
+            )
     rows: list[dict] = []
 
     def ok(item_id: str, rel: str, hw: tuple[int, int]) -> None:

@@ -265,3 +265,28 @@ def test_a_pickle_that_is_not_plain_tensors_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="evil.pth: not a plain weights file"):
         ImageEncoder("resnet18", 64, evil)
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_rsna_duplicate_boxes_and_mimic_conflicting_splits_are_counted(tmp_path):
+    raw = tmp_path / "rsna"
+    generate("rsna", raw, 16, seed=3, image_size=48)
+    labels = raw / "stage_2_train_labels.csv"
+    lines = labels.read_text().splitlines()
+    header = lines[0].split(",")
+    positive = next(line for line in lines[1:] if line.split(",")[header.index("Target")] == "1")
+    labels.write_text("\n".join(lines + [positive]) + "\n")
+    _run("rsna", raw, tmp_path / "rsna-out")
+    assert _drops(tmp_path / "rsna-out")["by_reason"]["duplicate_box"] == 1
+
+    mimic = tmp_path / "mimic"
+    generate("mimic-cxr", mimic, 20, seed=0, image_size=48)
+    _run("mimic-cxr", mimic, tmp_path / "mimic-first")
+    kept = read_manifest(tmp_path / "mimic-first").rows[0]
+    split = mimic / "mimic-cxr-2.0.0-split.csv.gz"
+    rows = gzip.decompress(split.read_bytes()).decode().splitlines()
+    cells = next(line for line in rows if line.startswith(kept["id"] + ",")).split(",")
+    rows.append(",".join(cells[:-1] + ["test" if cells[-1] != "test" else "train"]))
+    split.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    _run("mimic-cxr", mimic, tmp_path / "mimic-out")
+    assert _drops(tmp_path / "mimic-out")["by_reason"]["conflicting_split"] == 1
+    assert kept["id"] not in {r["id"] for r in read_manifest(tmp_path / "mimic-out").rows}

@@ -55,10 +55,11 @@ def preprocess(
     source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1, reports_root: Path | None = None
 ) -> object:
     reports_root = reports_root or source
-    splits = {
-        r["dicom_id"]: r["split"]
-        for r in read_csv(source / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "split"], WHAT)
-    }
+    splits: dict[str, str] = {}
+    conflicting: set[str] = set()
+    for r in read_csv(source / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "split"], WHAT):
+        if splits.setdefault(r["dicom_id"], r["split"]) != r["split"]:
+            conflicting.add(r["dicom_id"])  # listed in two splits: which one is right is unknowable
     metadata = read_csv(
         source / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "subject_id", "study_id", "ViewPosition"], WHAT
     )
@@ -85,6 +86,9 @@ def preprocess(
     for (subject, study), row in chosen.items():
         if row["dicom_id"] not in splits:
             drops.drop(row["dicom_id"], "no_split", "not in split csv")
+            continue
+        if row["dicom_id"] in conflicting:
+            drops.drop(row["dicom_id"], "conflicting_split", "listed in more than one split")
             continue
         if canonical_split_or_none(splits[row["dicom_id"]]) is None:
             drops.drop(row["dicom_id"], "unknown_split", splits[row["dicom_id"]])

@@ -16,9 +16,10 @@ SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
 CATEGORY = "opacity"
 
 
-def read_labels(labels_csv: Path) -> dict[str, dict]:
+def read_labels(labels_csv: Path, duplicates: list[str] | None = None) -> dict[str, dict]:
     """stage_2_train_labels.csv -> {patientId: {"target": 0|1, "boxes": [(x, y, w, h), ...]}}
     in original pixels; a patient has one row per box (or one empty row when negative)."""
+    duplicates = [] if duplicates is None else duplicates
     table = read_csv(labels_csv, ["patientId", "x", "y", "width", "height", "Target"])
     patients: dict[str, dict] = {}
     for lineno, row in enumerate(table, start=2):
@@ -30,15 +31,20 @@ def read_labels(labels_csv: Path) -> dict[str, dict]:
             raise DataError(f"{labels_csv}:{lineno}: non-numeric box/target values {row}") from None
         if target not in (0, 1):
             raise DataError(f"{labels_csv}:{lineno}: Target must be 0 or 1, got {row['Target']!r}")
-        if box is not None:
+        if box is not None and box in p["boxes"]:
+            duplicates.append(f"{labels_csv}:{lineno}")  # the same box listed twice: counted once
+        elif box is not None:
             p["boxes"].append(box)
         p["target"] = max(p["target"], target)
     return patients
 
 
 def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object:
-    patients = read_labels(source / "stage_2_train_labels.csv")
+    duplicates: list[str] = []
+    patients = read_labels(source / "stage_2_train_labels.csv", duplicates)
     drops = DropReport()
+    for where in duplicates:
+        drops.drop(where, "duplicate_box", "the same box listed again")
     rows: list[dict] = []
 
     def ok(pid: str, rel: str, hw: tuple[int, int]) -> None:

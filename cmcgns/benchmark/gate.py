@@ -4,11 +4,16 @@ Format (a list):
     - {task: rsna-cls, fraction: 1.0, metric: auroc, value: 0.80, tolerance: 0.10}
     - {task: siim-seg, fraction: 1.0, metric: dice, min: 0.05}
 `value`/`tolerance` fails outside [value - tolerance, value + tolerance]; `min`/`max` are bounds.
+    - {task: covidx-cls, fraction: 1.0, metric: auroc, beats: random-init, margin: 0.03}
+`beats: random-init` compares with the same suite run on a randomly initialised backbone (same
+tasks, fractions, seeds; `cmcgns benchmark` runs it when a backbone is given): the backbone's mean
+must exceed the baseline's by `margin`. A broken method (e.g. shuffled report pairing) fails it.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 from pathlib import Path
 
 import pydantic
@@ -26,11 +31,13 @@ class Expectation(Strict):
     tolerance: float = pydantic.Field(0.0, ge=0)
     min: float | None = None
     max: float | None = None
+    beats: Literal["random-init"] | None = None
+    margin: float = pydantic.Field(0.0, description="with beats: the smallest accepted lead over the baseline's mean")
 
     @pydantic.model_validator(mode="after")
     def _bounds(self) -> Expectation:
-        if self.value is None and self.min is None and self.max is None:
-            raise ValueError("give value (+ tolerance) or min/max")
+        if self.value is None and self.min is None and self.max is None and self.beats is None:
+            raise ValueError("give value (+ tolerance), min/max, or beats (+ margin)")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
@@ -60,17 +67,38 @@ def check_tasks_exist(expected: list[Expectation], path: Path, known: list[str])
         raise ConfigError(f"{path}: unknown task(s) {', '.join(unknown)}; registered: {', '.join(sorted(known))}")
 
 
-def check(summary: list[dict], expected: list[Expectation]) -> list[str]:
-    """Failures as messages; a metric missing from a task/fraction that ran is a failure too."""
+def needs_baseline(expected: list[Expectation]) -> bool:
+    return any(e.beats == "random-init" for e in expected)
+
+
+def check(summary: list[dict], expected: list[Expectation], baseline: list[dict] | None = None) -> list[str]:
+    """Failures as messages; a metric missing from a task/fraction that ran is a failure too.
+    `baseline` is the summary of the same suite on a random-init backbone (for `beats` entries)."""
     index = {(s["task"], float(s["fraction"]), s["metric"]): s for s in summary}
+    base = {(s["task"], float(s["fraction"]), s["metric"]): s for s in baseline or []}
     failures = []
     for e in expected:
-        got = index.get((e.task, float(e.fraction), e.metric))
+        key = (e.task, float(e.fraction), e.metric)
+        got = index.get(key)
         if got is None:
             if any(s["task"] == e.task and float(s["fraction"]) == float(e.fraction) for s in summary):
                 failures.append(f"{e.task} @{e.fraction:g} {e.metric}: expected but not measured")
             continue  # tasks/fractions outside this run's selection are not judged
-        lo, hi = e.bounds()
-        if math.isnan(got["mean"]) or not lo <= got["mean"] <= hi:
-            failures.append(f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} outside [{lo:.4f}, {hi:.4f}]")
+        if e.value is not None or e.min is not None or e.max is not None:
+            lo, hi = e.bounds()
+            if math.isnan(got["mean"]) or not lo <= got["mean"] <= hi:
+                failures.append(f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} outside [{lo:.4f}, {hi:.4f}]")
+        if e.beats is not None:
+            reference = base.get(key)
+            if reference is None:
+                failures.append(
+                    f"{e.task} @{e.fraction:g} {e.metric}: no {e.beats} baseline to compare with (give --backbone)"
+                )
+                continue
+            lead = got["mean"] - reference["mean"]
+            if math.isnan(lead) or lead < e.margin:
+                failures.append(
+                    f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} leads {e.beats} ({reference['mean']:.4f}) "
+                    f"by {lead:+.4f}, less than the required {e.margin:.4f}"
+                )
     return failures

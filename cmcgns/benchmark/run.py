@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from collections.abc import Callable
 
-from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected
+from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected, needs_baseline
 from cmcgns.benchmark.reference import load_reference
 from cmcgns.benchmark.suite import run_suite
 from cmcgns.benchmark.suite_file import SuiteFile
@@ -50,6 +50,22 @@ def run_benchmark(
         protocol=suite.protocol,
     )
     summary = aggregate(rows)
+    baseline = None
+    if needs_baseline(expectations) and backbone is not None:  # the same suite on random init, same seeds
+        baseline_rows = run_suite(
+            suite.tasks,
+            suite.fractions,
+            suite.seeds,
+            Path(out) / "baseline-random-init",
+            None,
+            data_root,
+            suite.options,
+            suite.synthetic_studies,
+            device=device,
+            synthetic=suite.synthetic,
+            protocol=suite.protocol,
+        )
+        baseline = aggregate(baseline_rows)
     bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}
     weights = rows[0]["checkpoint_hash"] if rows else "random-init"
     title = f"backbone {weights}" + (f" ({backbone})" if backbone else " (random init)")
@@ -62,4 +78,6 @@ def run_benchmark(
     if "synthetic" in kinds:
         title += " - SYNTHETIC DATA"
     write_tables(summary, out, reference_values, bounds, title, note)
-    return BenchmarkReport(rows, summary, check(summary, expectations), markdown_table(summary, reference_values, note))
+    return BenchmarkReport(
+        rows, summary, check(summary, expectations, baseline), markdown_table(summary, reference_values, note)
+    )

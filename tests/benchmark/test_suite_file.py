@@ -37,3 +37,17 @@ def test_summary_plot_has_a_panel_per_task_and_names_the_backbone(tmp_path):
     paths = write_tables(summary, tmp_path, title="backbone abc")
     with Image.open(paths["plot"]) as image:
         assert image.format == "PNG" and image.size == (840, 320)  # two 4.2 x 3.2 inch panels at 100 dpi
+
+
+def test_the_gate_fails_a_backbone_that_does_not_beat_random_init_by_the_margin():
+    from cmcgns.benchmark.gate import Expectation, check
+
+    expected = [Expectation(task="covidx-cls", fraction=1.0, metric="auroc", beats="random-init", margin=0.05)]
+    ours = [{"task": "covidx-cls", "fraction": 1.0, "metric": "auroc", "mean": 0.80, "std": 0.01, "n": 3}]
+    random_init = [dict(ours[0], mean=0.72)]
+    assert check(ours, expected, random_init) == []
+    broken = [dict(ours[0], mean=0.74)]
+    assert check(broken, expected, random_init) == [
+        "covidx-cls @1 auroc: 0.7400 leads random-init (0.7200) by +0.0200, less than the required 0.0500"
+    ]
+    assert "no random-init baseline" in check(ours, expected, None)[0]

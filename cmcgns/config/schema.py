@@ -28,6 +28,9 @@ class PretrainData(Strict):
     num_workers: int | Literal["auto"] = pydantic.Field(
         "auto", description="loader processes; auto = CPUs per local rank (max 8) on CUDA, 0 on a CPU"
     )
+    pairing: Literal["paired", "shuffled"] = pydantic.Field(
+        "paired", description="shuffled: each image trains with another study's report (negative control)"
+    )
     train_split: str = "train"
     eval_split: str = pydantic.Field(
         "val",

@@ -18,7 +18,11 @@ def _seed(*parts: object) -> int:
 
 
 class PairDataset(Dataset):
-    def __init__(self, directory: Path, split: str, image_size: int, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self, directory: Path, split: str, image_size: int, train: bool, seed: int = 0, pairing: str = "paired"
+    ) -> None:
+        """`pairing="shuffled"` gives every image another study's report (a fixed derangement): the
+        negative control for claims that pretraining learns from the pairing."""
         manifest = read_manifest(directory)
         meta = manifest.meta
         if meta.get("kind") != "pretrain":
@@ -33,6 +37,12 @@ class PairDataset(Dataset):
         self.train = train
         self.seed = seed
         self.label_names: list[str] = list(meta.get("labels", []))
+        self.report_of = list(range(len(self.rows)))
+        if pairing == "shuffled" and len(self.rows) > 1:
+            order = torch.randperm(len(self.rows), generator=torch.Generator().manual_seed(seed + 7919)).tolist()
+            self.report_of = [0] * len(order)
+            for k, row in enumerate(order):  # each row takes the report of the next one in a random cycle
+                self.report_of[row] = order[(k + 1) % len(order)]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -44,7 +54,8 @@ class PairDataset(Dataset):
         image = load_image(self.directory / row["image"], self.image_size)
         if self.train:
             image = augment(image, torch.Generator().manual_seed(_seed(self.seed, epoch, index)))
-        sentences = [s["text"] for s in sorted(row["sentences"], key=lambda s: s["index"])]
+        report = self.rows[self.report_of[index]]
+        sentences = [s["text"] for s in sorted(report["sentences"], key=lambda s: s["index"])]
         labels = torch.tensor(
             [float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names]
         )

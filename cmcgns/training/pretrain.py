@@ -170,7 +170,12 @@ def _pretrain(
     manifest = prepare_data(config)
     collate = build_collator(config)
     train_set = PairDataset(
-        manifest, config.data.train_split, config.data.image_size, train=True, seed=config.train.seed
+        manifest,
+        config.data.train_split,
+        config.data.image_size,
+        train=True,
+        seed=config.train.seed,
+        pairing=config.data.pairing,
     )
     accum = config.train.grad_accum
     steps_per_epoch = max(

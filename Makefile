@@ -10,7 +10,7 @@ venv:
 	@echo $(VENV)
 
 demo:
-	$(VENV)/bin/cmcgns pretrain --config demo --set run_dir=$(DEMO_DIR)/pretrain
+	$(VENV)/bin/cmcgns pretrain --config demo --set run_dir=$(DEMO_DIR)/pretrain --overwrite
 	$(VENV)/bin/cmcgns benchmark --tasks rsna-cls,covidx-cls,rsna-det,siim-seg --fractions 0.1,1.0 --seeds 0 \
 	  --backbone $(DEMO_DIR)/pretrain/export --data-root $(DEMO_DIR)/data --out $(DEMO_DIR)/benchmark --synthetic --protocol fast
 

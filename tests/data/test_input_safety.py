@@ -41,9 +41,9 @@ def test_index_paths_leading_outside_the_source_are_dropped_and_never_read(covid
     Image.fromarray(np.full((40, 40), 200, np.uint8)).save(secret / "leak.png")
     (covidx / "train" / "link.png").symlink_to(secret / "leak.png")
     (secret / "leak2.png").write_bytes((secret / "leak.png").read_bytes())
-    _append_line(covidx / "train.txt", "p1 ../../secret/leak.png positive x")
-    _append_line(covidx / "train.txt", f"p2 {secret / 'leak2.png'} positive x")
-    _append_line(covidx / "train.txt", "p3 link.png positive x")
+    _append_line(covidx / "train.txt", "p1 ../../secret/leak.png COVID-19 x")
+    _append_line(covidx / "train.txt", f"p2 {secret / 'leak2.png'} COVID-19 x")
+    _append_line(covidx / "train.txt", "p3 link.png COVID-19 x")
     out = tmp_path / "out"
     _run("covidx", covidx, out)
     drop = _drops(out)
@@ -144,7 +144,7 @@ def test_mimic_reports_unknown_splits_bad_bytes_and_directories_are_counted(tmp_
 
 def test_duplicated_ids_are_counted_not_silently_overwritten(covidx, tmp_path):
     first = (covidx / "train.txt").read_text().splitlines()[0].split()
-    flipped = "negative" if first[2] == "positive" else "positive"
+    flipped = "normal" if first[2] != "normal" else "pneumonia"
     _append_line(covidx / "train.txt", f"{first[0]} {first[1]} {flipped} x")
     out = tmp_path / "out"
     _run("covidx", covidx, out)
@@ -290,3 +290,29 @@ def test_rsna_duplicate_boxes_and_mimic_conflicting_splits_are_counted(tmp_path)
     _run("mimic-cxr", mimic, tmp_path / "mimic-out")
     assert _drops(tmp_path / "mimic-out")["by_reason"]["conflicting_split"] == 1
     assert kept["id"] not in {r["id"] for r in read_manifest(tmp_path / "mimic-out").rows}
+
+
+def test_covidx_three_class_and_binary_releases_and_a_mixed_list(covidx, tmp_path):
+    out = tmp_path / "three"
+    _run("covidx", covidx, out)
+    manifest = read_manifest(out)
+    assert (
+        manifest.meta["labels"] == ["normal", "pneumonia", "COVID-19"] and manifest.meta["label_type"] == "multiclass"
+    )
+    assert all(sorted(r["labels"].values()) == [0.0, 0.0, 1.0] for r in manifest.rows)
+    for split in ("train", "val", "test"):
+        index = covidx / f"{split}.txt"
+        if index.exists():
+            text = index.read_text()
+            text = (
+                text.replace(" normal ", " negative ")
+                .replace(" pneumonia ", " negative ")
+                .replace(" COVID-19 ", " positive ")
+            )
+            index.write_text(text)
+    _run("covidx", covidx, tmp_path / "binary")
+    binary = read_manifest(tmp_path / "binary")
+    assert binary.meta["labels"] == ["COVID-19"] and binary.meta["label_type"] == "binary"
+    _append_line(covidx / "train.txt", "p9 extra.png pneumonia x")
+    with pytest.raises(DataError, match="mixes the binary .* and the 3-class"):
+        _run("covidx", covidx, tmp_path / "mixed")

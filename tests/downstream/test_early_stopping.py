@@ -25,3 +25,17 @@ def test_masked_bce_ignores_unknown_labels():
     expected = nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, 0.5]), torch.tensor([1.0, 0.0]))
     assert torch.allclose(masked_bce(logits, target), expected)
     assert masked_bce(logits, torch.full((2, 2), float("nan"))).item() == 0.0
+
+
+def test_multiclass_metrics_by_hand():
+    import numpy as np
+
+    from cmcgns.downstream.classification import multiclass_metrics
+
+    y = np.eye(3)[[0, 1, 2, 2]]  # normal, pneumonia, COVID-19, COVID-19
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]])
+    out = multiclass_metrics(y, p)
+    assert out["acc"] == 0.75  # the pneumonia study is called COVID-19
+    # one-vs-rest AUROC: normal 1.0; pneumonia 1.0 (0.3 above 0.2, 0.2, 0.1); COVID-19: positives 0.6, 0.8
+    # against negatives 0.1, 0.6 -> pairs won 3.5 of 4 = 0.875
+    assert out["auroc"] == (1.0 + 1.0 + 0.875) / 3

@@ -13,8 +13,8 @@ from cmcgns.plugins.manager import get_registry
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("downstream")
-    for ds in ("rsna", "covidx"):
-        ensure_synthetic(ds, root, 48, 0, 64, 32)
+    for ds, studies in (("rsna", 48), ("covidx", 150)):  # 3 COVIDx classes need more than 48 studies to learn
+        ensure_synthetic(ds, root, studies, 0, 64, 32)
     return root
 
 
@@ -26,10 +26,13 @@ def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
 
 @pytest.mark.parametrize("mode", ["linear", "finetune"])
 def test_classification_learns_synthetic_labels(data_root, tmp_path, mode):
-    options = {"protocol": "fast", "mode": mode, "epochs": 40 if mode == "linear" else 5, "image_size": 32}
+    options = {"protocol": "fast", "mode": mode, "epochs": 40, "image_size": 32}
+    if mode == "finetune":  # a ResNet trains from scratch in 10 epochs here; a ViT-Tiny at 32 px does not in 15
+        options.update(backbone="resnet18", epochs=10)
     out = _run("covidx-cls", options, data_root, tmp_path)
     assert 0.0 <= out["auroc"] <= 1.0 and 0.0 <= out["acc"] <= 1.0
-    assert out["auroc"] > 0.55, out  # consolidation vs none is visible even from random-init features
+    # 3 classes (normal / focal consolidation / diffuse opacities) are visible even from random-init features
+    assert out["auroc"] > 0.55, out
 
 
 def test_a_task_trains_on_the_label_fraction_it_is_given(data_root, tmp_path):

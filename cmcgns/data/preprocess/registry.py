@@ -82,7 +82,7 @@ BUILTIN_DATASETS = [
     ("chexpert", "classification", "chexpert", ChexpertOptions, "CheXpert 5-label classification"),
     ("rsna", "detection", "rsna", None, "RSNA Pneumonia: classification, COCO boxes, box masks"),
     ("siim", "segmentation", "siim", None, "SIIM-ACR pneumothorax masks from RLE"),
-    ("covidx", "classification", "covidx", None, "COVIDx CXR positive/negative"),
+    ("covidx", "classification", "covidx", None, "COVIDx CXR: normal/pneumonia/COVID-19 (or positive/negative)"),
     ("object-cxr", "detection", "objectcxr", None, "Object-CXR foreign objects as COCO boxes"),
 ]
 

@@ -1,5 +1,6 @@
-"""COVIDx CXR-4 layout: {train,val,test}/<file>.png and {train,val,test}.txt lines
-"<patient id> <filename> <positive|negative> <source>"."""
+"""COVIDx layout as MGCA used it (the 3-class releases): {train,val,test}/<file>.png and
+{train,val,test}.txt lines "<patient id> <filename> <normal|pneumonia|COVID-19> <source>".
+COVID-19 studies carry bilateral diffuse opacities (edema-like), pneumonia a focal consolidation."""
 
 from __future__ import annotations
 
@@ -12,20 +13,16 @@ SOURCES = ("bimcv", "ricord", "rsna", "sirm", "cohen")
 
 
 def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> list[dict]:
-    study = make_study(seed, index, size, force="consolidation" if index % 2 == 0 else None)
+    study = make_study(seed, index, size, force=("edema", "consolidation", None)[index % 3])
     u = study_rng(seed, index, "split").random()
     split = "test" if u < 0.15 else "val" if u < 0.3 else "train"
     name = f"synth_{index:06d}.png"
     save_image(out / split / name, study.image)
     if corrupt:
         corrupt_file(out / split / name, study.rng)
-    positive = any(f.kind in ("consolidation", "edema") and not f.uncertain for f in study.findings)
-    return [
-        {
-            "split": split,
-            "line": f"{index // 2} {name} {'positive' if positive else 'negative'} {SOURCES[index % len(SOURCES)]}",
-        }
-    ]
+    present = {f.kind for f in study.findings if not f.uncertain}
+    label = "COVID-19" if "edema" in present else "pneumonia" if "consolidation" in present else "normal"
+    return [{"split": split, "line": f"{index // 2} {name} {label} {SOURCES[index % len(SOURCES)]}"}]
 
 
 def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:  # noqa: ARG001 (interface)

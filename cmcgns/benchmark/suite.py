@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import sys
 import time
+import typing
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -105,8 +106,9 @@ def run_suite(
     planned, done = len(components) * len(fractions) * len(seeds), 0
     for name, component in components.items():
         options = dict((task_options or {}).get(name, {}))
-        if protocol is not None and "protocol" in component.options.model_fields:
-            options.setdefault("protocol", protocol)
+        field = component.options.model_fields.get("protocol")
+        if protocol is not None and field is not None and protocol in typing.get_args(field.annotation):
+            options.setdefault("protocol", protocol)  # tasks that lack this protocol run (and record) their own
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
         manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)

@@ -17,14 +17,26 @@ from cmcgns.plugins import Options, Register, hookimpl
 
 
 class DenseOptions(Options):
+    protocol: Literal["mgca", "fast"] = pydantic.Field(
+        "mgca",
+        description="mgca: frozen backbone, YOLOv3 head (detection), AdamW wd 1e-6, batch 16; fast: trained backbone",
+    )
     iters: int = pydantic.Field(200, ge=1)
     lr: float = pydantic.Field(1e-3, gt=0)
-    batch_size: int = pydantic.Field(8, ge=1)
+    batch_size: int | None = pydantic.Field(None, ge=1, description="unset = 16 (mgca) or 8 (fast)")
+
+    def resolved_batch_size(self) -> int:
+        return self.batch_size or (16 if self.protocol == "mgca" else 8)
+
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
 
 
 class SegmentationOptions(DenseOptions):
+    protocol: Literal["fast"] = pydantic.Field(
+        "fast",
+        description="MGCA's segmentation protocol (U-Net/SETR head on the frozen encoder) is not implemented yet",
+    )
     foreground_weight: Annotated[float, pydantic.Field(gt=0)] | Literal["auto"] = pydantic.Field(
         "auto",
         description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
@@ -100,8 +112,10 @@ class DetectionTask:
             meta["coco"].get("test") or meta["coco"]["val"],
             self.options.iters,
             self.options.lr,
-            self.options.batch_size,
+            self.options.resolved_batch_size(),
             run.seed,
+            detector="yolov3" if self.options.protocol == "mgca" else "retinanet",
+            weight_decay=1e-6 if self.options.protocol == "mgca" else 1e-4,
         )
         metrics = run_mm(cfg, run.work_dir / "mm")
         # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
@@ -153,7 +167,7 @@ class SegmentationTask:
             view,
             self.options.iters,
             self.options.lr,
-            self.options.batch_size,
+            self.options.resolved_batch_size(),
             run.seed,
             weight,
         )

@@ -182,3 +182,25 @@ def test_the_mgca_protocol_selects_an_epoch_on_a_patient_disjoint_validation_spl
     assert {r["id"] for r in small} <= {r["id"] for r in train}  # fractions come from the remaining training rows
     out = _run("covidx-cls", {"image_size": 32, "epochs": 12, "patience": 3}, data_root, tmp_path)
     assert 1 <= out["selected_epoch"] <= 12 and out["val_rows"] > 0 and out["test_rows"] > 0
+
+
+@pytest.mark.mm
+def test_the_mgca_detection_protocol_trains_a_yolov3_head_on_a_frozen_backbone(data_root, tmp_path):
+    from cmcgns.downstream.mm.components import CMCGNSBackbone
+    from cmcgns.downstream.mm.configs import detection_config
+    from cmcgns.export import BackboneExport
+
+    backbone = CMCGNSBackbone("resnet18", 32, frozen=True)
+    backbone.train()
+    assert not any(p.requires_grad for p in backbone.parameters()) and not backbone.encoder.training
+    spec = BackboneExport.random_init("resnet18", 32)
+    cfg = detection_config(
+        spec, [128, 256, 512], tmp_path, ["opacity"], "a.json", "b.json", 4, 1e-3, 16, 0, "yolov3", 1e-6
+    )
+    assert cfg["model"]["type"] == "YOLOV3" and cfg["model"]["backbone"]["frozen"] is True
+    assert cfg["model"]["neck"]["in_channels"] == [512, 256, 128]  # deepest level first
+    assert cfg["optim_wrapper"]["optimizer"]["weight_decay"] == 1e-6
+    out = _run("rsna-det", {"protocol": "mgca", "iters": 4, "batch_size": 4, "image_size": 32}, data_root, tmp_path)
+    assert 0.0 <= out["map_40_75"] <= 1.0
+    seg = get_registry().get("downstream_task", "siim-seg").build({})
+    assert seg.options.protocol == "fast"  # recorded honestly: MGCA's segmentation head is not implemented

@@ -47,7 +47,9 @@ class CMCGNSBackbone(BaseModule):
     """timm encoder as an mm backbone. ViT patch tokens become a simple 3-level pyramid
     (strides p/2, p, 2p); ResNets return their last three stages."""
 
-    def __init__(self, timm_name: str, image_size: int, checkpoint: str | None = None, init_cfg=None) -> None:
+    def __init__(
+        self, timm_name: str, image_size: int, checkpoint: str | None = None, frozen: bool = False, init_cfg=None
+    ) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
 
@@ -55,6 +57,15 @@ class CMCGNSBackbone(BaseModule):
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
         self.is_vit = hasattr(self.encoder, "blocks")
         self.checkpoint = checkpoint
+        self.frozen = frozen  # MGCA's detection protocol: the pretrained encoder is not trained
+        if frozen:
+            self.encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.frozen:
+            self.encoder.eval()  # frozen means eval-mode statistics too (BatchNorm, dropout)
+        return self
 
     def init_weights(self) -> None:
         """Load the export (mmengine calls this after building the model; the children's own

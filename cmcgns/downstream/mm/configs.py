@@ -24,13 +24,15 @@ def _backbone(spec: BackboneExport) -> dict[str, Any]:
     )
 
 
-def _schedule(iters: int, lr: float, seed: int) -> dict[str, Any]:
+def _schedule(iters: int, lr: float, seed: int, weight_decay: float = 1e-4) -> dict[str, Any]:
     return dict(
         custom_imports=dict(imports=[COMPONENTS_MODULE], allow_failed_imports=False),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
         test_cfg=dict(type="TestLoop"),
         optim_wrapper=dict(
-            type="OptimWrapper", optimizer=dict(type="AdamW", lr=lr, weight_decay=1e-4), clip_grad=dict(max_norm=10.0)
+            type="OptimWrapper",
+            optimizer=dict(type="AdamW", lr=lr, weight_decay=weight_decay),
+            clip_grad=dict(max_norm=10.0),
         ),
         param_scheduler=[dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=max(1, iters // 10))],
         default_hooks=dict(
@@ -71,6 +73,8 @@ def detection_config(
     lr: float,
     batch_size: int,
     seed: int,
+    detector: str = "retinanet",
+    weight_decay: float = 1e-4,
 ) -> dict[str, Any]:
     size = spec.image_size
     meta = dict(classes=tuple(categories))
@@ -101,6 +105,66 @@ def detection_config(
         )
 
     strides = [8, 16, 32]  # both pyramids (ViT p/2, p, 2p with p=16; ResNet stages 3-5)
+    if detector == "yolov3":
+        model = yolov3_model(spec, channels, len(categories), size)
+    else:
+        model = retinanet_model(spec, channels, len(categories), strides)
+    cfg = _schedule(iters, lr, seed, weight_decay)
+    cfg.update(
+        model=model,
+        train_dataloader=_loader(dataset(train_ann, train_pipeline, False), batch_size, True),
+        test_dataloader=_loader(dataset(test_ann, test_pipeline, True), batch_size, False),
+        test_evaluator=[
+            dict(type="CocoMetric", ann_file=str(manifest_dir / test_ann), metric="bbox", format_only=False),
+            dict(type="BoxMAP"),
+        ],
+        default_scope="mmdet",
+    )
+    return cfg
+
+
+def yolov3_model(spec: BackboneExport, channels: list[int], num_classes: int, size: int) -> dict[str, Any]:
+    """MGCA's detector: YOLOv3 neck and head on the frozen backbone's three levels (strides 8/16/32);
+    the COCO anchors are scaled from YOLOv3's 416 px input to this image size."""
+    scale = size / 416.0
+    coco_anchors = [
+        [(116, 90), (156, 198), (373, 326)],
+        [(30, 61), (62, 45), (59, 119)],
+        [(10, 13), (16, 30), (33, 23)],
+    ]
+    anchors = [[(max(1, round(w * scale)), max(1, round(h * scale))) for w, h in level] for level in coco_anchors]
+    deep_first = list(reversed(channels))
+    return dict(
+        type="YOLOV3",
+        data_preprocessor=dict(type="DetDataPreprocessor", **_pixels(spec), bgr_to_rgb=True, pad_size_divisor=32),
+        backbone=dict(_backbone(spec), frozen=True),
+        neck=dict(type="YOLOV3Neck", num_scales=3, in_channels=deep_first, out_channels=[128, 64, 32]),
+        bbox_head=dict(
+            type="YOLOV3Head",
+            num_classes=num_classes,
+            in_channels=[128, 64, 32],
+            out_channels=[256, 128, 64],
+            anchor_generator=dict(type="YOLOAnchorGenerator", base_sizes=anchors, strides=[32, 16, 8]),
+            bbox_coder=dict(type="YOLOBBoxCoder"),
+            featmap_strides=[32, 16, 8],
+            loss_cls=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+            loss_conf=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=1.0, reduction="sum"),
+            loss_xy=dict(type="CrossEntropyLoss", use_sigmoid=True, loss_weight=2.0, reduction="sum"),
+            loss_wh=dict(type="MSELoss", loss_weight=2.0, reduction="sum"),
+        ),
+        train_cfg=dict(assigner=dict(type="GridAssigner", pos_iou_thr=0.5, neg_iou_thr=0.5, min_pos_iou=0)),
+        test_cfg=dict(
+            nms_pre=1000,
+            min_bbox_size=0,
+            score_thr=0.05,
+            conf_thr=0.005,
+            nms=dict(type="nms", iou_threshold=0.5),
+            max_per_img=100,
+        ),
+    )
+
+
+def retinanet_model(spec: BackboneExport, channels: list[int], num_classes: int, strides: list[int]) -> dict[str, Any]:
     model = dict(
         type="RetinaNet",
         data_preprocessor=dict(type="DetDataPreprocessor", **_pixels(spec), bgr_to_rgb=True, pad_size_divisor=32),
@@ -108,7 +172,7 @@ def detection_config(
         neck=dict(type="FPN", in_channels=channels, out_channels=64, start_level=0, num_outs=3),
         bbox_head=dict(
             type="RetinaHead",
-            num_classes=len(categories),
+            num_classes=num_classes,
             in_channels=64,
             stacked_convs=2,
             feat_channels=64,
@@ -134,18 +198,7 @@ def detection_config(
             nms_pre=200, min_bbox_size=0, score_thr=0.01, nms=dict(type="nms", iou_threshold=0.5), max_per_img=20
         ),
     )
-    cfg = _schedule(iters, lr, seed)
-    cfg.update(
-        model=model,
-        train_dataloader=_loader(dataset(train_ann, train_pipeline, False), batch_size, True),
-        test_dataloader=_loader(dataset(test_ann, test_pipeline, True), batch_size, False),
-        test_evaluator=[
-            dict(type="CocoMetric", ann_file=str(manifest_dir / test_ann), metric="bbox", format_only=False),
-            dict(type="BoxMAP"),
-        ],
-        default_scope="mmdet",
-    )
-    return cfg
+    return model
 
 
 def segmentation_config(

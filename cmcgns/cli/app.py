@@ -151,6 +151,7 @@ def finetune(
     out: Path = typer.Option(Path("runs/finetune")),
     mode: str | None = typer.Option(None, help="linear | finetune (classification)"),
     protocol: str = typer.Option("mgca", help="downstream protocol: mgca (published, early stopping) or fast (CI)"),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda"),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
     ),
@@ -163,7 +164,20 @@ def finetune(
     from cmcgns.benchmark.suite import run_task
 
     opts = parse_options(option) | ({"mode": mode} if mode else {})
-    row = run_task(task, opts, fraction, seed, out, backbone, data_root, synthetic=synthetic, protocol=protocol)
+    from cmcgns.training.runtime import select_device
+
+    row = run_task(
+        task,
+        opts,
+        fraction,
+        seed,
+        out,
+        backbone,
+        data_root,
+        device=str(select_device(device)),
+        synthetic=synthetic,
+        protocol=protocol,
+    )
     console.print_json(json.dumps(row["metrics"]))
 
 
@@ -185,6 +199,7 @@ def benchmark(
     ),
     synthetic_studies: int | None = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
     protocol: str | None = typer.Option(None, help="downstream protocol: mgca (published, default) or fast (CI)"),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda"),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
     ),
@@ -217,12 +232,15 @@ def benchmark(
         synthetic=True if synthetic else None,
         protocol=protocol,
     )
+    from cmcgns.training.runtime import select_device
+
     report = run_benchmark(
         spec,
         out,
         backbone,
         data_root,
         reference,
+        device=str(select_device(device)),
         on_result=lambda r: console.print(
             f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False
         ),

@@ -20,7 +20,7 @@ MAX_WORKERS_PER_GPU = 8
 def select_device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+            raise ConfigError("device 'cuda' (train.device or --device) was asked for, but no CUDA device is available")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
 

@@ -30,7 +30,10 @@ def run_benchmark(
     reference: Path | None = None,
     device: str = "cpu",
     on_result: Callable[[dict], None] | None = None,
+    compare_random_init: bool = False,
 ) -> BenchmarkReport:
+    """`compare_random_init` (or a `beats: random-init` gate entry) also runs the suite on a random-init
+    backbone with the same splits and seeds, shown beside each result."""
     expectations = load_expected(suite.expected) if suite.expected else []  # read before hours of work, not after
     if expectations:
         check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))
@@ -51,7 +54,7 @@ def run_benchmark(
     )
     summary = aggregate(rows)
     baseline = None
-    if needs_baseline(expectations) and backbone is not None:  # the same suite on random init, same seeds
+    if (needs_baseline(expectations) or compare_random_init) and backbone is not None:  # same suite, random init
         baseline_rows = run_suite(
             suite.tasks,
             suite.fractions,
@@ -77,7 +80,7 @@ def run_benchmark(
     )
     if "synthetic" in kinds:
         title += " - SYNTHETIC DATA"
-    write_tables(summary, out, reference_values, bounds, title, note)
+    write_tables(summary, out, reference_values, bounds, title, note, baseline)
     return BenchmarkReport(
-        rows, summary, check(summary, expectations, baseline), markdown_table(summary, reference_values, note)
+        rows, summary, check(summary, expectations, baseline), markdown_table(summary, reference_values, note, baseline)
     )

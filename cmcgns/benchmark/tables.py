@@ -27,17 +27,30 @@ def read_results(path: Path) -> list[dict]:
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
+    """mean ± std over seeds per task x fraction x metric; `ci` is the mean over seeds of each run's
+    95 % bootstrap interval over test images (when the task reports one)."""
     groups: dict[tuple[str, float, str], list[float]] = {}
+    intervals: dict[tuple[str, float, str], list[tuple[float, float]]] = {}
     for r in rows:
         for metric, value in r["metrics"].items():
+            if metric.endswith(("_ci_low", "_ci_high")):
+                continue
             if metric not in SKIP:
-                groups.setdefault((r["task"], float(r["fraction"]), metric), []).append(float(value))
+                key = (r["task"], float(r["fraction"]), metric)
+                groups.setdefault(key, []).append(float(value))
+                low, high = r["metrics"].get(f"{metric}_ci_low"), r["metrics"].get(f"{metric}_ci_high")
+                if low is not None and high is not None:
+                    intervals.setdefault(key, []).append((float(low), float(high)))
     out = []
     for (task, fraction, metric), values in sorted(groups.items()):
         finite = [v for v in values if not math.isnan(v)]
         mean = sum(finite) / len(finite) if finite else float("nan")
         std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else 0.0
-        out.append({"task": task, "fraction": fraction, "metric": metric, "mean": mean, "std": std, "n": len(values)})
+        entry = {"task": task, "fraction": fraction, "metric": metric, "mean": mean, "std": std, "n": len(values)}
+        ci = intervals.get((task, fraction, metric))
+        if ci and len(ci) == len(values):
+            entry["ci"] = (sum(c[0] for c in ci) / len(ci), sum(c[1] for c in ci) / len(ci))
+        out.append(entry)
     return out
 
 
@@ -46,14 +59,26 @@ def _reference_cell(s: dict, reference: dict | None) -> str:
     return f"{value:.4f}" if value is not None else "—"
 
 
-def markdown_table(summary: list[dict], reference: dict | None = None, note: str = "") -> str:
+def markdown_table(
+    summary: list[dict], reference: dict | None = None, note: str = "", baseline: list[dict] | None = None
+) -> str:
     """`reference` maps (task, fraction, metric) to a published value (None = not available); `note`
-    is printed above the table (e.g. that the data are synthetic)."""
-    header = "| task | fraction | metric | mean ± std | n |" + (" reference |" if reference is not None else "")
-    lines = [header, "|---|---|---|---|---|" + ("---|" if reference is not None else "")]
+    is printed above the table (e.g. that the data are synthetic); `baseline` (the same suite on a
+    random-init backbone) adds a column beside each result."""
+    base = {(b["task"], float(b["fraction"]), b["metric"]): b for b in baseline or []}
+    columns = ["task", "fraction", "metric", "mean ± std", "95 % CI (test bootstrap)", "n"]
+    columns += ["random init (same splits, seeds)"] if baseline is not None else []
+    columns += ["reference"] if reference is not None else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for s in summary:
-        row = f"| {s['task']} | {s['fraction']:g} | {s['metric']} | {s['mean']:.4f} ± {s['std']:.4f} | {s['n']} |"
-        lines.append(row + (f" {_reference_cell(s, reference)} |" if reference is not None else ""))
+        ci = f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]" if s.get("ci") else "—"
+        cells = [s["task"], f"{s['fraction']:g}", s["metric"], f"{s['mean']:.4f} ± {s['std']:.4f}", ci, str(s["n"])]
+        if baseline is not None:
+            b = base.get((s["task"], float(s["fraction"]), s["metric"]))
+            cells.append(f"{b['mean']:.4f} ± {b['std']:.4f}" if b else "—")
+        if reference is not None:
+            cells.append(_reference_cell(s, reference))
+        lines.append("| " + " | ".join(cells) + " |")
     return (f"{note}\n\n" if note else "") + "\n".join(lines) + "\n"
 
 
@@ -64,14 +89,19 @@ def write_tables(
     bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
     title: str = "",
     note: str = "",
+    baseline: list[dict] | None = None,
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
-    write_text(out_dir / "summary.md", markdown_table(summary, reference, note))
-    fields = ["task", "fraction", "metric", "mean", "std", "n"] + (["reference"] if reference is not None else [])
-    rows = [
-        dict(s, reference=reference.get((s["task"], float(s["fraction"]), s["metric"]))) if reference is not None else s
-        for s in summary
-    ]
+    write_text(out_dir / "summary.md", markdown_table(summary, reference, note, baseline))
+    fields = ["task", "fraction", "metric", "mean", "std", "n", "ci_low", "ci_high"]
+    fields += ["reference"] if reference is not None else []
+    rows = []
+    for entry in summary:
+        row = {k: v for k, v in entry.items() if k != "ci"}
+        row["ci_low"], row["ci_high"] = entry["ci"] if entry.get("ci") else ("", "")
+        if reference is not None:
+            row["reference"] = reference.get((entry["task"], float(entry["fraction"]), entry["metric"]))
+        rows.append(row)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()

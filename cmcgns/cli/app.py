@@ -199,6 +199,11 @@ def benchmark(
     ),
     synthetic_studies: int | None = typer.Option(None, help="studies per synthetic dataset [default: 120]"),
     protocol: str | None = typer.Option(None, help="downstream protocol: mgca (published, default) or fast (CI)"),
+    compare_random_init: bool = typer.Option(
+        False,
+        "--compare-random-init",
+        help="also run the suite on a random-init backbone and show it beside each result",
+    ),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda"),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
@@ -241,6 +246,7 @@ def benchmark(
         data_root,
         reference,
         device=str(select_device(device)),
+        compare_random_init=compare_random_init,
         on_result=lambda r: console.print(
             f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False
         ),

@@ -106,6 +106,21 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def bootstrap_ci(
+    metric, y: np.ndarray, p: np.ndarray, seed: int = 0, resamples: int = 1000, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of each value `metric(y, p)` returns, resampling test images."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        for name, value in metric(y[idx], p[idx]).items():
+            if not math.isnan(value):
+                draws.setdefault(name, []).append(value)
+    tail = (1 - level) / 2 * 100
+    return {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in draws.items() if v}
+
+
 def multiclass_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """One-hot targets `y` [N, C] and class probabilities `p`: accuracy of the argmax and the macro
     one-vs-rest AUROC over the classes present with both outcomes."""
@@ -292,10 +307,12 @@ class ClassificationTask:
             stopper.restore(modules)
             selected = stopper.best_epoch
         logits = predict("test").float()
-        if multiclass:
-            result = multiclass_metrics(_labels(test, names), torch.softmax(logits, 1).cpu().numpy())
-        else:
-            result = _metrics(_labels(test, names), torch.sigmoid(logits).cpu().numpy())
+        metric = multiclass_metrics if multiclass else _metrics
+        y_test = _labels(test, names)
+        probs = (torch.softmax(logits, 1) if multiclass else torch.sigmoid(logits)).cpu().numpy()
+        result = metric(y_test, probs)
+        for name, (low, high) in bootstrap_ci(metric, y_test, probs, seed=run.seed).items():
+            result[f"{name}_ci_low"], result[f"{name}_ci_high"] = low, high
         result.update(
             {
                 "train_rows": float(len(train)),

@@ -39,3 +39,22 @@ def test_multiclass_metrics_by_hand():
     # one-vs-rest AUROC: normal 1.0; pneumonia 1.0 (0.3 above 0.2, 0.2, 0.1); COVID-19: positives 0.6, 0.8
     # against negatives 0.1, 0.6 -> pairs won 3.5 of 4 = 0.875
     assert out["auroc"] == (1.0 + 1.0 + 0.875) / 3
+
+
+def test_bootstrap_interval_brackets_the_metric_and_narrows_with_more_images():
+    import numpy as np
+
+    from cmcgns.downstream.classification import _metrics, bootstrap_ci
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        y = rng.integers(0, 2, n).astype(np.float32)[:, None]
+        p = np.clip(y * 0.3 + rng.random((n, 1)) * 0.7, 0, 1)
+        return y, p
+
+    small, large = sample(30), sample(600)
+    lo_s, hi_s = bootstrap_ci(_metrics, *small)["auroc"]
+    lo_l, hi_l = bootstrap_ci(_metrics, *large)["auroc"]
+    assert lo_s <= _metrics(*small)["auroc"] <= hi_s and lo_l <= _metrics(*large)["auroc"] <= hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 2  # about 1/sqrt(20) as wide

@@ -211,7 +211,8 @@ class ClassificationTask:
             for images, _ in self._loader(
                 ImageRows(run.manifest_dir, rows, names, size, False, run.seed), False, run.device, 0
             ):
-                chunks.append(encoder(images.to(run.device, non_blocking=True))[0].float().cpu())
+                # clone: a ViT's pooled feature is a view of the whole token tensor, which it would keep alive
+                chunks.append(encoder(images.to(run.device, non_blocking=True))[0].float().cpu().clone())
         features = torch.cat(chunks)
         if cache is not None:
             from cmcgns.io.atomic import atomic_open

@@ -14,7 +14,7 @@ def embed_split(model, loader, device) -> tuple[torch.Tensor, torch.Tensor, torc
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
         pooled, _ = model.image_encoder(batch["images"])
-        feats.append(pooled.float().cpu())
+        feats.append(pooled.float().cpu().clone())  # a view of the token tensor otherwise: memory grows per batch
         img.append(model.embed_images(batch["images"]).float().cpu())
         txt.append(model.embed_reports(batch).float().cpu())
         labels.append(batch["labels"].cpu())

@@ -38,37 +38,28 @@ def run_benchmark(
     if expectations:
         check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))
     reference_values = load_reference(reference).lookup() if reference else None
-    rows = run_suite(
-        suite.tasks,
-        suite.fractions,
-        suite.seeds,
-        out,
-        backbone,
-        data_root,
-        suite.options,
-        suite.synthetic_studies,
-        device=device,
-        on_result=on_result,
-        synthetic=suite.synthetic,
-        protocol=suite.protocol,
-    )
-    summary = aggregate(rows)
-    baseline = None
-    if (needs_baseline(expectations) or compare_random_init) and backbone is not None:  # same suite, random init
-        baseline_rows = run_suite(
+
+    def run_on(backbone_dir: Path | None, out_dir: Path, report: Callable[[dict], None] | None) -> list[dict]:
+        return run_suite(
             suite.tasks,
             suite.fractions,
             suite.seeds,
-            Path(out) / "baseline-random-init",
-            None,
+            out_dir,
+            backbone_dir,
             data_root,
             suite.options,
             suite.synthetic_studies,
             device=device,
+            on_result=report,
             synthetic=suite.synthetic,
             protocol=suite.protocol,
         )
-        baseline = aggregate(baseline_rows)
+
+    rows = run_on(backbone, Path(out), on_result)
+    summary = aggregate(rows)
+    baseline = None
+    if (needs_baseline(expectations) or compare_random_init) and backbone is not None:  # same suite, random init
+        baseline = aggregate(run_on(None, Path(out) / "baseline-random-init", None))
     bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}
     weights = rows[0]["checkpoint_hash"] if rows else "random-init"
     title = f"backbone {weights}" + (f" ({backbone})" if backbone else " (random init)")

@@ -273,14 +273,19 @@ class ClassificationTask:
                     logits = head(encoder(images.to(run.device, non_blocking=True))[0])
                     step(loss_of(logits, target.to(run.device)))
 
+            # built once: a fresh loader per validation epoch would start its worker processes again
+            eval_loaders = {
+                split: self._loader(
+                    ImageRows(run.manifest_dir, rows, names, spec.image_size, False, 0), False, run.device, 0
+                )
+                for split, rows in (("val", val), ("test", test))
+            }
+
             def predict(split: str) -> torch.Tensor:
-                rows = {"val": val, "test": test}[split]
                 encoder.eval()
                 out = []
                 with torch.no_grad():
-                    for images, _ in self._loader(
-                        ImageRows(run.manifest_dir, rows, names, spec.image_size, False, 0), False, run.device, 0
-                    ):
+                    for images, _ in eval_loaders[split]:
                         out.append(head(encoder(images.to(run.device, non_blocking=True))[0]))
                 return torch.cat(out)
 

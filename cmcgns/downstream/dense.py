@@ -13,35 +13,55 @@ from cmcgns.data.manifest import read_manifest, write_rows
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import CmcgnsError, DataError
 from cmcgns.io.atomic import write_json
+from cmcgns.downstream.mm.configs import Schedule
 from cmcgns.plugins import Options, Register, hookimpl
 
 
 class DenseOptions(Options):
     protocol: Literal["mgca", "fast"] = pydantic.Field(
         "mgca",
-        description="mgca: frozen backbone, YOLOv3 head (detection), AdamW wd 1e-6, batch 16; fast: trained backbone",
+        description="mgca: frozen backbone, MGCA's head, AdamW, up to `epochs` epochs with early stopping on the "
+        "validation split, the best-validation state tested; fast: `iters` iterations, trained backbone, last state",
     )
-    iters: int = pydantic.Field(200, ge=1)
+    iters: int = pydantic.Field(200, ge=1, description="fast: training iterations")
+    epochs: int = pydantic.Field(50, ge=1, description="mgca: maximum epochs")
+    patience: int = pydantic.Field(10, ge=1, description="mgca: validations without improvement before stopping")
     lr: float = pydantic.Field(1e-3, gt=0)
     batch_size: int | None = pydantic.Field(None, ge=1, description="unset = 16 (mgca) or 8 (fast)")
+    num_workers: int | None = pydantic.Field(None, ge=0, description="data-loading workers; unset = 4 (mgca) or 0")
+    backbone: str = "vit_tiny_patch16_224"
+    image_size: int = pydantic.Field(64, ge=32)
 
     def resolved_batch_size(self) -> int:
         return self.batch_size or (16 if self.protocol == "mgca" else 8)
 
-    backbone: str = "vit_tiny_patch16_224"
-    image_size: int = pydantic.Field(64, ge=32)
+    def schedule(self, seed: int, mgca_weight_decay: float, fast_weight_decay: float = 1e-4) -> Schedule:
+        mgca = self.protocol == "mgca"
+        return Schedule(
+            protocol=self.protocol,
+            lr=self.lr,
+            batch_size=self.resolved_batch_size(),
+            seed=seed,
+            weight_decay=mgca_weight_decay if mgca else fast_weight_decay,
+            iters=self.iters,
+            epochs=self.epochs,
+            patience=self.patience,
+            workers=self.num_workers if self.num_workers is not None else (4 if mgca else 0),
+        )
 
 
 class SegmentationOptions(DenseOptions):
-    protocol: Literal["fast"] = pydantic.Field(
-        "fast",
-        description="MGCA's segmentation protocol (U-Net/SETR head on the frozen encoder) is not implemented yet",
-    )
     foreground_weight: Annotated[float, pydantic.Field(gt=0)] | Literal["auto"] = pydantic.Field(
         "auto",
-        description="cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
+        description="fast: cross-entropy weight of the finding class; 'auto' = background/foreground pixel ratio "
         "of the training masks, clipped to [1, 50] (findings cover a few % of the image)",
     )
+    balance_train: bool | None = pydantic.Field(
+        None,
+        description="train on every positive image plus as many negatives (seeded); unset = on for SIIM under mgca "
+        "(MGCA's SIIM protocol), off otherwise",
+    )
+    head_channels: int = pydantic.Field(256, ge=8, description="mgca: width of the SETR / U-Net decoder")
 
 
 def foreground_weight(mask_paths: list[Path], sample: int = 400) -> float:
@@ -59,6 +79,20 @@ def foreground_weight(mask_paths: list[Path], sample: int = 400) -> float:
     if fg == 0:
         return 1.0
     return float(min(50.0, max(1.0, (total - fg) / fg)))
+
+
+def balanced_rows(rows: list[dict], label: str, seed: int) -> list[dict]:
+    """MGCA's SIIM training set: every positive row plus an equal number of negatives drawn with
+    `seed` (all negatives when there are fewer), in the original order."""
+    import numpy as np
+
+    positives = [i for i, r in enumerate(rows) if float(r["labels"].get(label) or 0) > 0]
+    negatives = sorted(set(range(len(rows))) - set(positives))
+    if len(negatives) > len(positives):
+        chosen = np.random.default_rng(seed).choice(len(negatives), size=len(positives), replace=False)
+        negatives = [negatives[k] for k in chosen]
+    keep = set(positives) | set(negatives)
+    return [r for i, r in enumerate(rows) if i in keep]
 
 
 def _require_mm() -> None:
@@ -103,19 +137,23 @@ class DetectionTask:
             self.options.image_size,
             "image_size" in self.options.model_fields_set,
         )
+        coco = meta["coco"]
+        anns = {"train": str(train_ann), "test": coco.get("test") or coco["val"]}
+        if self.options.protocol == "mgca":
+            if "val" not in coco or "test" not in coco:
+                raise DataError(
+                    f"{run.manifest_dir}: the mgca protocol needs val and test COCO files (found {sorted(coco)}); "
+                    "re-run `cmcgns preprocess`, or use --protocol fast"
+                )
+            anns["val"] = coco["val"]
         cfg = detection_config(
             spec,
             pyramid_channels(spec.timm_name, spec.image_size),
             run.manifest_dir,
             meta["categories"],
-            str(train_ann),
-            meta["coco"].get("test") or meta["coco"]["val"],
-            self.options.iters,
-            self.options.lr,
-            self.options.resolved_batch_size(),
-            run.seed,
+            anns,
+            self.options.schedule(run.seed, mgca_weight_decay=1e-6),
             detector="yolov3" if self.options.protocol == "mgca" else "retinanet",
-            weight_decay=1e-6 if self.options.protocol == "mgca" else 1e-4,
         )
         metrics = run_mm(cfg, run.work_dir / "mm")
         # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
@@ -124,6 +162,7 @@ class DetectionTask:
             "map50": metrics.get("coco/bbox_mAP_50", 0.0),
             "map_40_75": metrics.get("box/map_40_75", float("nan")),
             "train_rows": float(len(images)),
+            **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},
         }
 
 
@@ -146,8 +185,19 @@ class SegmentationTask:
         # a fraction view of the manifest: same images, train rows subsampled
         view = run.work_dir / "manifest_view"
         view.mkdir(parents=True, exist_ok=True)
-        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, next(iter(rows[0]["labels"])))
+        label = next(iter(rows[0]["labels"]))
+        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, label)
+        balance = self.options.balance_train
+        if balance is None:
+            balance = self.dataset == "siim" and self.options.protocol == "mgca"
+        if balance:
+            train = balanced_rows(train, label, run.seed)
         kept = train + manifest.split("val", "test")
+        if self.options.protocol == "mgca" and not manifest.split("val"):
+            raise DataError(
+                f"{run.manifest_dir}: the mgca protocol needs a val split for early stopping; "
+                "re-run `cmcgns preprocess`, or use --protocol fast"
+            )
         absolute = [
             dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept
         ]
@@ -165,18 +215,18 @@ class SegmentationTask:
             spec,
             pyramid_channels(spec.timm_name, spec.image_size),
             view,
-            self.options.iters,
-            self.options.lr,
-            self.options.resolved_batch_size(),
-            run.seed,
+            self.options.schedule(run.seed, mgca_weight_decay=0.05),
             weight,
+            self.options.head_channels,
         )
         metrics = run_mm(cfg, run.work_dir / "mm")
         shutil.rmtree(view, ignore_errors=True)
         return {
             "dice": metrics.get("seg/dice", float("nan")),
+            "loss": metrics.get("seg/loss", float("nan")),
             "train_rows": float(len(train)),
-            "foreground_weight": float(weight),
+            **({"foreground_weight": float(weight)} if self.options.protocol == "fast" else {}),
+            **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},
         }
 
 
@@ -186,23 +236,23 @@ def register_downstream_tasks(register: Register) -> None:
         "rsna-det",
         lambda options: DetectionTask("rsna-det", "rsna", options),
         options=DenseOptions,
-        description="RSNA opacity detection, RetinaNet via MMDetection (mAP)",
+        description="RSNA opacity detection via MMDetection: YOLOv3 on the frozen backbone (mgca) or RetinaNet (fast)",
     )
     register(
         "objectcxr-det",
         lambda options: DetectionTask("objectcxr-det", "object-cxr", options),
         options=DenseOptions,
-        description="Object-CXR foreign objects, RetinaNet via MMDetection (mAP)",
+        description="Object-CXR foreign objects via MMDetection: YOLOv3 on the frozen backbone (mgca) or RetinaNet (fast)",
     )
     register(
         "siim-seg",
         lambda options: SegmentationTask("siim-seg", "siim", options),
         options=SegmentationOptions,
-        description="SIIM pneumothorax segmentation, FCN via MMSegmentation (Dice)",
+        description="SIIM pneumothorax segmentation via MMSegmentation: SETR/U-Net on the frozen encoder, balanced training set (mgca), or FCN (fast); per-image Dice",
     )
     register(
         "rsna-seg",
         lambda options: SegmentationTask("rsna-seg", "rsna", options),
         options=SegmentationOptions,
-        description="RSNA opacity box-mask segmentation via MMSegmentation (Dice)",
+        description="RSNA opacity box masks via MMSegmentation: SETR/U-Net on the frozen encoder (mgca) or FCN (fast); per-image Dice",
     )

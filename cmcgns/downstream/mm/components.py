@@ -7,11 +7,14 @@ installed mm packages):
   feature pyramid; ``checkpoint=`` a backbone.safetensors export, loaded by the backbone itself
   (safetensors, strict keys: no pickle path whatever torch's environment says);
 - ``CMCGNSSegDataset`` in mmseg's DATASETS: reads a cmcgns segmentation manifest split;
-- ``ForegroundDice`` in mmseg's METRICS: Dice of the finding class over the whole split.
+- ``BoxMAP`` in mmdet's METRICS: MGCA's mean AP over IoU 0.40-0.75 at confidence 0.5;
+- through ``segmentation_parts``: MGCA's segmentation loss, a U-Net-style head and the per-image
+  Dice / loss metric.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -20,13 +23,15 @@ import numpy as np
 from mmdet.registry import METRICS as DET_METRICS
 from mmdet.registry import MODELS as DET_MODELS
 from mmengine.evaluator import BaseMetric
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 from mmengine.model import BaseModule
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS as SEG_DATASETS
-from mmseg.registry import METRICS as SEG_METRICS
 from mmseg.registry import MODELS as SEG_MODELS
 
-from cmcgns.downstream.metrics import detection_map, dice_per_image
+from cmcgns.downstream.metrics import detection_map
+from cmcgns.downstream.mm import segmentation_parts  # noqa: F401 (registers MGCA's segmentation loss, head, metric)
 
 
 def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
@@ -135,22 +140,6 @@ if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
     SEG_DATASETS.register_module(module=CMCGNSSegDataset)
 
 
-class ForegroundDice(BaseMetric):
-    """Mean per-image Dice of the finding class (MGCA's segmentation metric): an image without a
-    finding scores 1 when nothing is predicted, else 0."""
-
-    default_prefix = "seg"
-
-    def process(self, data_batch, data_samples) -> None:  # noqa: ARG002 (mmengine's signature)
-        for sample in data_samples:
-            pred = (sample["pred_sem_seg"]["data"].squeeze().cpu() == 1).numpy()
-            gt = (sample["gt_sem_seg"]["data"].squeeze().cpu() == 1).numpy()
-            self.results.append(dice_per_image(pred.astype(float), gt.astype(float)))
-
-    def compute_metrics(self, results) -> dict[str, float]:
-        return {"dice": float(sum(results) / len(results)) if results else float("nan")}
-
-
 class BoxMAP(BaseMetric):
     """MGCA's detection metric: mean AP over IoU 0.40, 0.45, ..., 0.75 of the predictions with
     confidence >= 0.5 (after the detector's NMS), single class."""
@@ -171,7 +160,39 @@ class BoxMAP(BaseMetric):
         return {"map_40_75": detection_map([r[0] for r in results], [r[1] for r in results])}
 
 
-if "ForegroundDice" not in SEG_METRICS.module_dict:
-    SEG_METRICS.register_module(module=ForegroundDice)
+class BestValidationState(Hook):
+    """Keeps (in host memory) the model state of the validation with the best `monitor` value and
+    restores it when training ends, so that the test scores the best-validation state (MGCA's
+    selection rule). No checkpoint file: mmengine's pickle carries objects that a weights-only
+    load refuses, and the test runs in the same process anyway."""
+
+    priority = "LOW"
+
+    def __init__(self, monitor: str, rule: str) -> None:
+        if rule not in ("greater", "less"):
+            raise ValueError(f"rule must be 'greater' or 'less', got {rule!r}")
+        self.monitor, self.rule = monitor, rule
+        self.best: float | None = None
+        self.epoch = 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if not metrics or self.monitor not in metrics:
+            raise KeyError(f"validation returned no {self.monitor!r} (got {sorted(metrics or {})})")
+        value = float(metrics[self.monitor])
+        if math.isnan(value):
+            return
+        better = self.best is None or (value > self.best if self.rule == "greater" else value < self.best)
+        if better:
+            self.best, self.epoch = value, runner.epoch
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in runner.model.state_dict().items()}
+
+    def after_train(self, runner) -> None:
+        if self.state is not None:
+            runner.model.load_state_dict(self.state)
+
+
+if "BestValidationState" not in HOOKS.module_dict:
+    HOOKS.register_module(module=BestValidationState)
 if "BoxMAP" not in DET_METRICS.module_dict:
     DET_METRICS.register_module(module=BoxMAP)

@@ -1,12 +1,39 @@
-"""mm config dicts for detection (RetinaNet + FPN) and segmentation (FCN) on our backbone."""
+"""mm config dicts for detection (YOLOv3 or RetinaNet) and segmentation (U-Net/SETR or FCN) on
+our backbone, under MGCA's epoch schedule or the quick fixed-iteration one."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from cmcgns.export import BackboneExport
 from cmcgns.downstream.mm.runner import COMPONENTS_MODULE
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How a dense task trains. `mgca`: up to `epochs` epochs, validation after each, early stopping
+    after `patience` validations without improvement, the best-validation state tested. `fast`:
+    `iters` iterations, no validation, the last state tested."""
+
+    protocol: str
+    lr: float
+    batch_size: int
+    seed: int
+    weight_decay: float
+    iters: int = 200
+    epochs: int = 50
+    patience: int = 10
+    workers: int = 0
+
+    def base(self, monitor: str, rule: str) -> dict[str, Any]:
+        if self.protocol == "mgca":
+            return _epoch_schedule(self.epochs, self.patience, self.lr, self.seed, self.weight_decay, monitor, rule)
+        return _schedule(self.iters, self.lr, self.seed, self.weight_decay)
+
+    def loader(self, dataset: dict[str, Any], train: bool, collate: str | None = None) -> dict[str, Any]:
+        return _loader(dataset, self.batch_size, train, collate, self.workers, infinite=self.protocol != "mgca")
 
 
 def _pixels(spec: BackboneExport) -> dict[str, list[float]]:
@@ -39,7 +66,7 @@ def _schedule(iters: int, lr: float, seed: int, weight_decay: float = 1e-4) -> d
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=max(1, iters // 4)),
             param_scheduler=dict(type="ParamSchedulerHook"),
-            checkpoint=dict(type="CheckpointHook", interval=iters, by_epoch=False, max_keep_ckpts=1),
+            checkpoint=None,  # the run is tested in the same process: no checkpoint files
         ),
         log_processor=dict(by_epoch=False),
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="gloo")),
@@ -49,13 +76,46 @@ def _schedule(iters: int, lr: float, seed: int, weight_decay: float = 1e-4) -> d
     )
 
 
-def _loader(dataset: dict[str, Any], batch_size: int, train: bool, collate: str | None = None) -> dict[str, Any]:
+def _epoch_schedule(
+    epochs: int, patience: int, lr: float, seed: int, weight_decay: float, monitor: str, rule: str
+) -> dict[str, Any]:
+    """MGCA's dense schedule: up to `epochs` epochs with a cosine learning rate, validation after
+    every epoch, early stopping when `monitor` has not improved for `patience` validations, and the
+    best-validation state kept in memory and restored before the test (BestValidationState)."""
+    cfg = _schedule(1, lr, seed, weight_decay)
+    cfg.update(
+        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=1),
+        val_cfg=dict(type="ValLoop"),
+        param_scheduler=[dict(type="CosineAnnealingLR", T_max=epochs, eta_min=0.0, by_epoch=True, begin=0, end=epochs)],
+        custom_hooks=[
+            dict(type="EarlyStoppingHook", monitor=monitor, rule=rule, patience=patience, min_delta=0.0),
+            dict(type="BestValidationState", monitor=monitor, rule=rule),
+        ],
+        log_processor=dict(by_epoch=True),
+    )
+    cfg["default_hooks"].update(logger=dict(type="LoggerHook", interval=10))
+    return cfg
+
+
+def _loader(
+    dataset: dict[str, Any],
+    batch_size: int,
+    train: bool,
+    collate: str | None = None,
+    workers: int = 0,
+    infinite: bool = True,
+) -> dict[str, Any]:
+    if train:
+        sampler = dict(type="InfiniteSampler" if infinite else "DefaultSampler", shuffle=True)
+    else:
+        sampler = dict(type="DefaultSampler", shuffle=False)
     loader = dict(
         batch_size=batch_size,
-        num_workers=0,
-        persistent_workers=False,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=workers > 0,
         dataset=dataset,
-        sampler=dict(type="InfiniteSampler", shuffle=True) if train else dict(type="DefaultSampler", shuffle=False),
+        sampler=sampler,
     )
     if collate:
         loader["collate_fn"] = dict(type=collate)
@@ -67,15 +127,11 @@ def detection_config(
     channels: list[int],
     manifest_dir: Path,
     categories: list[str],
-    train_ann: str,
-    test_ann: str,
-    iters: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
+    anns: dict[str, str],
+    schedule: Schedule,
     detector: str = "retinanet",
-    weight_decay: float = 1e-4,
 ) -> dict[str, Any]:
+    """`anns`: COCO files for `train`, `test` and (under mgca, for early stopping) `val`."""
     size = spec.image_size
     meta = dict(classes=tuple(categories))
     train_pipeline = [
@@ -109,17 +165,22 @@ def detection_config(
         model = yolov3_model(spec, channels, len(categories), size)
     else:
         model = retinanet_model(spec, channels, len(categories), strides)
-    cfg = _schedule(iters, lr, seed, weight_decay)
+    cfg = schedule.base(monitor="box/map_40_75", rule="greater")
     cfg.update(
         model=model,
-        train_dataloader=_loader(dataset(train_ann, train_pipeline, False), batch_size, True),
-        test_dataloader=_loader(dataset(test_ann, test_pipeline, True), batch_size, False),
+        train_dataloader=schedule.loader(dataset(anns["train"], train_pipeline, False), True),
+        test_dataloader=schedule.loader(dataset(anns["test"], test_pipeline, True), False),
         test_evaluator=[
-            dict(type="CocoMetric", ann_file=str(manifest_dir / test_ann), metric="bbox", format_only=False),
+            dict(type="CocoMetric", ann_file=str(manifest_dir / anns["test"]), metric="bbox", format_only=False),
             dict(type="BoxMAP"),
         ],
         default_scope="mmdet",
     )
+    if schedule.protocol == "mgca":
+        cfg.update(
+            val_dataloader=schedule.loader(dataset(anns["val"], test_pipeline, True), False),
+            val_evaluator=dict(type="BoxMAP"),
+        )
     return cfg
 
 
@@ -205,12 +266,13 @@ def segmentation_config(
     spec: BackboneExport,
     channels: list[int],
     manifest_dir: Path,
-    iters: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
+    schedule: Schedule,
     foreground_weight: float = 5.0,
+    head_channels: int = 256,
 ) -> dict[str, Any]:
+    """mgca: MGCA's protocol, the frozen encoder under a SETR-PUP head (ViT) or a U-Net-style
+    decoder (ResNet), one sigmoid channel trained with 10 x focal - log(Dice), early stopping on the
+    validation loss. fast: an FCN head on the stride-8 level, trainable backbone, weighted CE + Dice."""
     size = spec.image_size
     train_pipeline = [
         dict(type="LoadImageFromFile"),
@@ -229,38 +291,65 @@ def segmentation_config(
     def dataset(split: str, pipeline):
         return dict(type="CMCGNSSegDataset", manifest_dir=str(manifest_dir), split=split, pipeline=pipeline)
 
+    mgca = schedule.protocol == "mgca"
     model = dict(
         type="EncoderDecoder",
         data_preprocessor=dict(
             type="SegDataPreProcessor", **_pixels(spec), bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(size, size)
         ),
-        backbone=_backbone(spec),
-        decode_head=dict(
-            type="FCNHead",
-            in_channels=channels[0],
-            in_index=0,
-            channels=64,
-            num_convs=1,
-            concat_input=False,
-            dropout_ratio=0.1,
-            num_classes=2,
-            align_corners=False,
-            loss_decode=[
-                dict(
-                    type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, foreground_weight]
-                ),
-                dict(type="DiceLoss", loss_weight=1.0),
-            ],
-        ),
+        backbone=dict(_backbone(spec), frozen=True) if mgca else _backbone(spec),
+        decode_head=mgca_segmentation_head(spec, channels, head_channels)
+        if mgca
+        else fcn_head(channels, foreground_weight),
         train_cfg=dict(),
         test_cfg=dict(mode="whole"),
     )
-    cfg = _schedule(iters, lr, seed)
+    cfg = schedule.base(monitor="seg/loss", rule="less")
     cfg.update(
         model=model,
-        train_dataloader=_loader(dataset("train", train_pipeline), batch_size, True, "pseudo_collate"),
-        test_dataloader=_loader(dataset("test", test_pipeline), batch_size, False, "pseudo_collate"),
-        test_evaluator=dict(type="ForegroundDice"),
+        train_dataloader=schedule.loader(dataset("train", train_pipeline), True, "pseudo_collate"),
+        test_dataloader=schedule.loader(dataset("test", test_pipeline), False, "pseudo_collate"),
+        test_evaluator=dict(type="PerImageDiceAndLoss"),
         default_scope="mmseg",
     )
+    if mgca:
+        cfg.update(
+            val_dataloader=schedule.loader(dataset("val", test_pipeline), False, "pseudo_collate"),
+            val_evaluator=dict(type="PerImageDiceAndLoss"),
+        )
     return cfg
+
+
+def mgca_segmentation_head(spec: BackboneExport, channels: list[int], head_channels: int) -> dict[str, Any]:
+    common = dict(
+        channels=head_channels,
+        num_classes=2,
+        out_channels=1,
+        threshold=0.5,
+        dropout_ratio=0.0,
+        align_corners=False,
+        norm_cfg=dict(type="BN", requires_grad=True),
+        loss_decode=dict(type="MixedFocalDiceLoss"),
+    )
+    if spec.timm_name.startswith(("vit", "deit")):
+        # SETR-PUP: the stride-16 token map, four conv + x2 upsampling steps back to the input size
+        return dict(type="SETRUPHead", in_channels=channels[1], in_index=1, num_convs=4, up_scale=2, **common)
+    return dict(type="CMCGNSUNetHead", in_channels=channels, in_index=[0, 1, 2], **common)
+
+
+def fcn_head(channels: list[int], foreground_weight: float) -> dict[str, Any]:
+    return dict(
+        type="FCNHead",
+        in_channels=channels[0],
+        in_index=0,
+        channels=64,
+        num_convs=1,
+        concat_input=False,
+        dropout_ratio=0.1,
+        num_classes=2,
+        align_corners=False,
+        loss_decode=[
+            dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0, class_weight=[1.0, foreground_weight]),
+            dict(type="DiceLoss", loss_weight=1.0),
+        ],
+    )

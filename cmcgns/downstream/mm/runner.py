@@ -51,8 +51,13 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path) -> dict[str, float]:
             for handler in runner.logger.handlers:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     handler.setStream(log)
-            runner.train()
+            runner.train()  # under an epoch schedule this ends on the best-validation state (BestValidationState)
             metrics = runner.test()
         finally:
             logging.captureWarnings(False)
-    return {k: float(v) for k, v in metrics.items()}
+    out = {k: float(v) for k, v in metrics.items()}
+    best = [hook for hook in runner.hooks if type(hook).__name__ == "BestValidationState"]
+    if best:
+        out["selected_epoch"] = float(best[0].epoch)
+        out["trained_epochs"] = float(runner.epoch)
+    return out

@@ -20,6 +20,11 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def world_size_from_env() -> int:
+    """The process count torchrun launched (1 outside torchrun), before or after initialisation."""
+    return world_size() if is_distributed() else max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+
 def is_main() -> bool:
     return rank() == 0
 
@@ -52,6 +57,11 @@ def broadcast(x: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(x, src)
     return x
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
 
 
 def init_from_env(backend: str | None = None) -> bool:

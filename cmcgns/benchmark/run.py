@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from collections.abc import Callable
 
+from cmcgns import distributed
 from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected, needs_baseline
 from cmcgns.benchmark.reference import load_reference
 from cmcgns.benchmark.suite import run_suite
@@ -71,7 +72,8 @@ def run_benchmark(
     )
     if "synthetic" in kinds:
         title += " - SYNTHETIC DATA"
-    write_tables(summary, out, reference_values, bounds, title, note, baseline)
+    if distributed.is_main():  # under torchrun every rank holds the same rows; one writes the tables
+        write_tables(summary, out, reference_values, bounds, title, note, baseline)
     return BenchmarkReport(
         rows, summary, check(summary, expectations, baseline), markdown_table(summary, reference_values, note, baseline)
     )

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import os
 import sys
 import time
 import typing
@@ -17,7 +18,8 @@ from cmcgns.data.bootstrap import SYNTHETIC_STAMP, ensure_synthetic
 from cmcgns.data.manifest import is_prepared
 from cmcgns.export import BackboneExport
 from cmcgns.downstream.base import TaskRun
-from cmcgns.errors import DataError
+from cmcgns import distributed
+from cmcgns.errors import ConfigError, DataError
 from cmcgns.io.atomic import append_jsonl
 from cmcgns.plugins.manager import get_registry
 
@@ -51,6 +53,20 @@ def dataset_dir(
             f"or pass --synthetic to use generated data"
         )
     return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size), "synthetic"
+
+
+def _check_torchrun_tasks(components: dict, options: dict | None) -> None:
+    """Under torchrun only tasks that shard their work may run (every rank would otherwise repeat it)."""
+    single = [
+        name
+        for name, component in components.items()
+        if not getattr(component.build(dict((options or {}).get(name, {}))), "supports_torchrun", False)
+    ]
+    if single:
+        raise ConfigError(
+            f"{', '.join(single)}: these tasks run in one process; launch them without torchrun "
+            "(detection and segmentation tasks run under torchrun)"
+        )
 
 
 def run_task(
@@ -101,6 +117,11 @@ def run_suite(
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if launched:
+        _check_torchrun_tasks(components, task_options)
+        distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
+    main = distributed.is_main()
     rows = []
     weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
     planned, done = len(components) * len(fractions) * len(seeds), 0
@@ -111,18 +132,23 @@ def run_suite(
             options.setdefault("protocol", protocol)  # tasks that lack this protocol run (and record) their own
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
-        manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
+        if main:  # rank 0 generates missing synthetic data while the other ranks wait
+            manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
+        distributed.barrier()
+        if not main:
+            manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
         config_hash = hashlib.sha256(
             json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
         ).hexdigest()[:16]
         for fraction in fractions:
             for seed in seeds:
                 done += 1
-                print(
-                    f"benchmark [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                if main:
+                    print(
+                        f"benchmark [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 start = time.perf_counter()
                 work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
                 metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
@@ -142,10 +168,12 @@ def run_suite(
                     "checkpoint_hash": weights,
                     "versions": versions(),
                     "seconds": round(time.perf_counter() - start, 2),
+                    "world_size": distributed.world_size(),
                     "time": dt.datetime.now(dt.UTC).isoformat(),
                 }
-                append_jsonl(Path(out_dir) / RESULTS_NAME, row)
                 rows.append(row)
-                if on_result:
-                    on_result(row)
+                if main:  # every rank holds the same metrics; one writes them
+                    append_jsonl(Path(out_dir) / RESULTS_NAME, row)
+                    if on_result:
+                        on_result(row)
     return rows

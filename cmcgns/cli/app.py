@@ -178,7 +178,10 @@ def finetune(
         synthetic=synthetic,
         protocol=protocol,
     )
-    console.print_json(json.dumps(row["metrics"]))
+    from cmcgns import distributed
+
+    if distributed.is_main():  # under torchrun: one rank prints
+        console.print_json(json.dumps(row["metrics"]))
 
 
 @app.command()
@@ -251,9 +254,12 @@ def benchmark(
             f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False
         ),
     )
-    console.print(report.table, highlight=False)
-    for f in report.failures:
-        console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
+    from cmcgns import distributed
+
+    if distributed.is_main():  # under torchrun: one rank prints; every rank exits with the verdict
+        console.print(report.table, highlight=False)
+        for f in report.failures:
+            console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
     if report.failures:
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import pydantic
 
+from cmcgns import distributed
 from cmcgns.data.manifest import read_manifest, write_rows
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
 from cmcgns.errors import CmcgnsError, DataError
@@ -35,12 +36,16 @@ class DenseOptions(Options):
     def resolved_batch_size(self) -> int:
         return self.batch_size or (16 if self.protocol == "mgca" else 8)
 
-    def schedule(self, seed: int, mgca_weight_decay: float, fast_weight_decay: float = 1e-4) -> Schedule:
+    def schedule(
+        self, seed: int, train_rows: int, mgca_weight_decay: float, fast_weight_decay: float = 1e-4
+    ) -> Schedule:
+        """The batch shrinks to the rows each process has when a small label fraction has fewer."""
         mgca = self.protocol == "mgca"
+        per_process = max(1, train_rows // distributed.world_size_from_env())
         return Schedule(
             protocol=self.protocol,
             lr=self.lr,
-            batch_size=self.resolved_batch_size(),
+            batch_size=min(self.resolved_batch_size(), per_process),
             seed=seed,
             weight_decay=mgca_weight_decay if mgca else fast_weight_decay,
             iters=self.iters,
@@ -107,6 +112,7 @@ def _require_mm() -> None:
 
 class DetectionTask:
     metrics = ("map", "map50")
+    supports_torchrun = True  # mmengine shards the loaders and wraps the model in DDP
 
     def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
         self.name, self.dataset, self.options = name, dataset, options
@@ -146,28 +152,31 @@ class DetectionTask:
                     "re-run `cmcgns preprocess`, or use --protocol fast"
                 )
             anns["val"] = coco["val"]
+        schedule = self.options.schedule(run.seed, len(images), mgca_weight_decay=1e-6)
         cfg = detection_config(
             spec,
             pyramid_channels(spec.timm_name, spec.image_size),
             run.manifest_dir,
             meta["categories"],
             anns,
-            self.options.schedule(run.seed, mgca_weight_decay=1e-6),
+            schedule,
             detector="yolov3" if self.options.protocol == "mgca" else "retinanet",
         )
-        metrics = run_mm(cfg, run.work_dir / "mm")
+        metrics = run_mm(cfg, run.work_dir / "mm", run.device)
         # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
         return {
             "map": metrics.get("coco/bbox_mAP", 0.0),
             "map50": metrics.get("coco/bbox_mAP_50", 0.0),
             "map_40_75": metrics.get("box/map_40_75", float("nan")),
             "train_rows": float(len(images)),
+            "batch_size": float(schedule.batch_size),
             **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},
         }
 
 
 class SegmentationTask:
     metrics = ("dice",)
+    supports_torchrun = True
 
     def __init__(self, name: str, dataset: str, options: SegmentationOptions) -> None:
         self.name, self.dataset, self.options = name, dataset, options
@@ -183,7 +192,7 @@ class SegmentationTask:
         if not any("mask" in r for r in rows):
             raise DataError(f"{run.manifest_dir}: manifest has no masks")
         # a fraction view of the manifest: same images, train rows subsampled
-        view = run.work_dir / "manifest_view"
+        view = run.work_dir / f"manifest_view{distributed.rank() or ''}"  # one per torchrun rank
         view.mkdir(parents=True, exist_ok=True)
         label = next(iter(rows[0]["labels"]))
         train = fraction_subset(manifest.split("train"), run.fraction, run.seed, label)
@@ -211,20 +220,22 @@ class SegmentationTask:
         weight = self.options.foreground_weight
         if weight == "auto":
             weight = foreground_weight([run.manifest_dir / r["mask"] for r in train])
+        schedule = self.options.schedule(run.seed, len(train), mgca_weight_decay=0.05)
         cfg = segmentation_config(
             spec,
             pyramid_channels(spec.timm_name, spec.image_size),
             view,
-            self.options.schedule(run.seed, mgca_weight_decay=0.05),
+            schedule,
             weight,
             self.options.head_channels,
         )
-        metrics = run_mm(cfg, run.work_dir / "mm")
+        metrics = run_mm(cfg, run.work_dir / "mm", run.device)
         shutil.rmtree(view, ignore_errors=True)
         return {
             "dice": metrics.get("seg/dice", float("nan")),
             "loss": metrics.get("seg/loss", float("nan")),
             "train_rows": float(len(train)),
+            "batch_size": float(schedule.batch_size),
             **({"foreground_weight": float(weight)} if self.options.protocol == "fast" else {}),
             **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},
         }

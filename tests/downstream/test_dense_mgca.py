@@ -30,13 +30,14 @@ def _run(task: str, options: dict, data_root: Path, work: Path) -> dict:
 
 
 def _validation_curve(work: Path, key: str) -> dict[int, float]:
-    """Per-epoch validation values that mmengine logged (vis_data/scalars.json)."""
+    """Per-epoch validation values that mmengine logged (vis_data/scalars.json; the test loop's
+    entry comes last, under the last epoch's step, and is skipped)."""
     curve = {}
     for path in work.glob("mm/*/vis_data/scalars.json"):
         for line in path.read_text().splitlines():
             entry = json.loads(line)
             if key in entry:
-                curve[int(entry["step"])] = float(entry[key])
+                curve.setdefault(int(entry["step"]), float(entry[key]))
     return curve
 
 

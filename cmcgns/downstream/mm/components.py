@@ -25,6 +25,7 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmengine.evaluator import BaseMetric
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+from mmengine.runner import Runner
 from mmengine.model import BaseModule
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS as SEG_DATASETS
@@ -190,6 +191,29 @@ class BestValidationState(Hook):
     def after_train(self, runner) -> None:
         if self.state is not None:
             runner.model.load_state_dict(self.state)
+
+
+class DeviceRunner(Runner):
+    """mmengine's Runner on the device the user chose: mmengine itself always takes the GPU when
+    there is one, and its DDP wrapper always passes a GPU index (which a CPU model refuses)."""
+
+    device = "cpu"
+
+    @classmethod
+    def on(cls, device: str) -> type[DeviceRunner]:
+        return type(cls.__name__, (cls,), {"device": device})
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        if self.device.startswith("cuda"):
+            if self.device != "cuda":  # cuda:N
+                torch.cuda.set_device(torch.device(self.device))
+            return super().wrap_model(model_wrapper_cfg, model)
+        model = model.to("cpu")
+        if not self.distributed:
+            return model
+        from mmengine.model import MMDistributedDataParallel
+
+        return MMDistributedDataParallel(module=model, device_ids=None, broadcast_buffers=False)
 
 
 if "BestValidationState" not in HOOKS.module_dict:

@@ -33,7 +33,12 @@ class Schedule:
         return _schedule(self.iters, self.lr, self.seed, self.weight_decay)
 
     def loader(self, dataset: dict[str, Any], train: bool, collate: str | None = None) -> dict[str, Any]:
-        return _loader(dataset, self.batch_size, train, collate, self.workers, infinite=self.protocol != "mgca")
+        loader = _loader(dataset, self.batch_size, train, collate, self.workers, infinite=self.protocol != "mgca")
+        if train and self.protocol == "mgca":
+            # a last batch of one image would break BatchNorm in the heads (and is a noisy step anyway);
+            # the shuffle drops different images each epoch
+            loader["drop_last"] = True
+        return loader
 
 
 def _pixels(spec: BackboneExport) -> dict[str, list[float]]:
@@ -91,7 +96,9 @@ def _epoch_schedule(
             dict(type="EarlyStoppingHook", monitor=monitor, rule=rule, patience=patience, min_delta=0.0),
             dict(type="BestValidationState", monitor=monitor, rule=rule),
         ],
-        log_processor=dict(by_epoch=True),
+        # mmengine logs every key containing "loss" as a mean over the last 10 values: the validation
+        # metrics (seg/..., box/...) are logged as measured, the value early stopping compares
+        log_processor=dict(by_epoch=True, mean_pattern=r"^(?!(seg|box)/).*(loss|time|data_time|grad_norm).*"),
     )
     cfg["default_hooks"].update(logger=dict(type="LoggerHook", interval=10))
     return cfg

@@ -28,17 +28,31 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(safe)
 
 
-def run_mm(cfg_dict: dict[str, Any], work_dir: Path) -> dict[str, float]:
-    """Train and test; OpenMMLab's own output (its deprecation warnings, per-iteration logs and full
-    COCO tables) goes to WORK_DIR/mm.log, not the console."""
+def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu") -> dict[str, float]:
+    """Train and test on `device` (cpu, cuda or cuda:N); OpenMMLab's own output (its deprecation
+    warnings, per-iteration logs and full COCO tables) goes to WORK_DIR/mm.log, not the console.
+
+    Launched by torchrun (WORLD_SIZE > 1), every rank calls this: the process group is initialised
+    here (gloo on CPUs, NCCL on GPUs), mmengine shards the loaders and wraps the model in DDP, and
+    every rank returns the same metrics (mmengine's evaluator broadcasts them). Rank r > 0 logs to
+    WORK_DIR/mm.rank<r>.log."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
+
+    from cmcgns import distributed
+    from cmcgns.downstream.mm.components import DeviceRunner
 
     allow_mmengine_checkpoint_globals()
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    on_gpu = device.startswith("cuda")
+    launched = distributed.init_from_env("nccl" if on_gpu else "gloo")
+    cfg_dict = dict(cfg_dict, work_dir=str(work_dir))
+    if launched:
+        cfg_dict["launcher"] = "pytorch"
+        cfg_dict["env_cfg"] = dict(cfg_dict.get("env_cfg", {}), dist_cfg=dict(backend="nccl" if on_gpu else "gloo"))
+    log_name = "mm.log" if distributed.is_main() else f"mm.rank{distributed.rank()}.log"
     with (
-        open(work_dir / "mm.log", "a", encoding="utf-8") as log,
+        open(work_dir / log_name, "a", encoding="utf-8") as log,
         contextlib.redirect_stdout(log),
         contextlib.redirect_stderr(log),
         warnings.catch_warnings(),
@@ -46,8 +60,7 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path) -> dict[str, float]:
         warnings.simplefilter("default")
         logging.captureWarnings(True)
         try:
-            cfg = Config(dict(cfg_dict, work_dir=str(work_dir)))
-            runner = Runner.from_cfg(cfg)
+            runner = DeviceRunner.on(device).from_cfg(Config(cfg_dict))
             for handler in runner.logger.handlers:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     handler.setStream(log)

@@ -8,6 +8,9 @@ Format (a list):
 `beats: random-init` compares with the same suite run on a randomly initialised backbone (same
 tasks, fractions, seeds; `cmcgns benchmark` runs it when a backbone is given): the backbone's mean
 must exceed the baseline's by `margin`. A broken method (e.g. shuffled report pairing) fails it.
+    - {task: rsna-det, fraction: 1.0, metric: map_40_75, beats: untrained-head, margin: 0.05}
+`beats: untrained-head` compares with the same task scored before its head is trained (same
+backbone, splits and seeds; the task option `untrained: true`): a head that stopped learning fails.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class Expectation(Strict):
     tolerance: float = pydantic.Field(0.0, ge=0)
     min: float | None = None
     max: float | None = None
-    beats: Literal["random-init"] | None = None
+    beats: Literal["random-init", "untrained-head"] | None = None
     margin: float = pydantic.Field(0.0, description="with beats: the smallest accepted lead over the baseline's mean")
 
     @pydantic.model_validator(mode="after")
@@ -67,15 +70,25 @@ def check_tasks_exist(expected: list[Expectation], path: Path, known: list[str])
         raise ConfigError(f"{path}: unknown task(s) {', '.join(unknown)}; registered: {', '.join(sorted(known))}")
 
 
-def needs_baseline(expected: list[Expectation]) -> bool:
-    return any(e.beats == "random-init" for e in expected)
+BASELINES = ("random-init", "untrained-head")
 
 
-def check(summary: list[dict], expected: list[Expectation], baseline: list[dict] | None = None) -> list[str]:
+def needs_baseline(expected: list[Expectation], kind: str = "random-init") -> list[str]:
+    """The tasks that `beats: KIND` entries judge (empty: no such baseline needed)."""
+    return sorted({e.task for e in expected if e.beats == kind})
+
+
+def check(
+    summary: list[dict], expected: list[Expectation], baselines: dict[str, list[dict]] | None = None
+) -> list[str]:
     """Failures as messages; a metric missing from a task/fraction that ran is a failure too.
-    `baseline` is the summary of the same suite on a random-init backbone (for `beats` entries)."""
+    `baselines` maps a baseline name (random-init, untrained-head) to the summary of the same suite
+    run that way (for `beats` entries)."""
     index = {(s["task"], float(s["fraction"]), s["metric"]): s for s in summary}
-    base = {(s["task"], float(s["fraction"]), s["metric"]): s for s in baseline or []}
+    bases = {
+        name: {(s["task"], float(s["fraction"]), s["metric"]): s for s in rows}
+        for name, rows in (baselines or {}).items()
+    }
     failures = []
     for e in expected:
         key = (e.task, float(e.fraction), e.metric)
@@ -89,11 +102,10 @@ def check(summary: list[dict], expected: list[Expectation], baseline: list[dict]
             if math.isnan(got["mean"]) or not lo <= got["mean"] <= hi:
                 failures.append(f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} outside [{lo:.4f}, {hi:.4f}]")
         if e.beats is not None:
-            reference = base.get(key)
+            reference = bases.get(e.beats, {}).get(key)
             if reference is None:
-                failures.append(
-                    f"{e.task} @{e.fraction:g} {e.metric}: no {e.beats} baseline to compare with (give --backbone)"
-                )
+                hint = " (give --backbone)" if e.beats == "random-init" else ""
+                failures.append(f"{e.task} @{e.fraction:g} {e.metric}: no {e.beats} baseline to compare with{hint}")
                 continue
             lead = got["mean"] - reference["mean"]
             if math.isnan(lead) or lead < e.margin:

@@ -40,15 +40,22 @@ def run_benchmark(
         check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))
     reference_values = load_reference(reference).lookup() if reference else None
 
-    def run_on(backbone_dir: Path | None, out_dir: Path, report: Callable[[dict], None] | None) -> list[dict]:
+    def run_on(
+        backbone_dir: Path | None,
+        out_dir: Path,
+        report: Callable[[dict], None] | None,
+        tasks: list[str] | None = None,
+        extra: dict | None = None,
+    ) -> list[dict]:
+        options = {name: dict(suite.options.get(name, {}), **(extra or {})) for name in tasks or suite.tasks}
         return run_suite(
-            suite.tasks,
+            tasks or suite.tasks,
             suite.fractions,
             suite.seeds,
             out_dir,
             backbone_dir,
             data_root,
-            suite.options,
+            options,
             suite.synthetic_studies,
             device=device,
             on_result=report,
@@ -59,8 +66,13 @@ def run_benchmark(
     rows = run_on(backbone, Path(out), on_result)
     summary = aggregate(rows)
     baseline = None
+    baselines: dict[str, list[dict]] = {}
     if (needs_baseline(expectations) or compare_random_init) and backbone is not None:  # same suite, random init
-        baseline = aggregate(run_on(None, Path(out) / "baseline-random-init", None))
+        baseline = baselines["random-init"] = aggregate(run_on(None, Path(out) / "baseline-random-init", None))
+    untrained = needs_baseline(expectations, "untrained-head")
+    if untrained:  # the same tasks scored before their heads train
+        rows_untrained = run_on(backbone, Path(out) / "baseline-untrained-head", None, untrained, {"untrained": True})
+        baselines["untrained-head"] = aggregate(rows_untrained)
     bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}
     weights = rows[0]["checkpoint_hash"] if rows else "random-init"
     title = f"backbone {weights}" + (f" ({backbone})" if backbone else " (random init)")
@@ -75,5 +87,8 @@ def run_benchmark(
     if distributed.is_main():  # under torchrun every rank holds the same rows; one writes the tables
         write_tables(summary, out, reference_values, bounds, title, note, baseline)
     return BenchmarkReport(
-        rows, summary, check(summary, expectations, baseline), markdown_table(summary, reference_values, note, baseline)
+        rows,
+        summary,
+        check(summary, expectations, baselines),
+        markdown_table(summary, reference_values, note, baseline),
     )

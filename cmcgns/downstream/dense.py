@@ -32,6 +32,11 @@ class DenseOptions(Options):
     num_workers: int | None = pydantic.Field(None, ge=0, description="data-loading workers; unset = 4 (mgca) or 0")
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
+    untrained: bool = pydantic.Field(
+        False,
+        description="score the head as initialised, without training (the backbone still loads its weights): "
+        "the floor that `beats: untrained-head` gate entries compare with",
+    )
 
     def resolved_batch_size(self) -> int:
         return self.batch_size or (16 if self.protocol == "mgca" else 8)
@@ -162,7 +167,7 @@ class DetectionTask:
             schedule,
             detector="yolov3" if self.options.protocol == "mgca" else "retinanet",
         )
-        metrics = run_mm(cfg, run.work_dir / "mm", run.device)
+        metrics = run_mm(cfg, run.work_dir / "mm", run.device, train=not self.options.untrained)
         # CocoMetric returns nothing when the detector kept no box: that is an AP of 0
         return {
             "map": metrics.get("coco/bbox_mAP", 0.0),
@@ -229,7 +234,7 @@ class SegmentationTask:
             weight,
             self.options.head_channels,
         )
-        metrics = run_mm(cfg, run.work_dir / "mm", run.device)
+        metrics = run_mm(cfg, run.work_dir / "mm", run.device, train=not self.options.untrained)
         shutil.rmtree(view, ignore_errors=True)
         return {
             "dice": metrics.get("seg/dice", float("nan")),

@@ -45,9 +45,32 @@ def test_the_gate_fails_a_backbone_that_does_not_beat_random_init_by_the_margin(
     expected = [Expectation(task="covidx-cls", fraction=1.0, metric="auroc", beats="random-init", margin=0.05)]
     ours = [{"task": "covidx-cls", "fraction": 1.0, "metric": "auroc", "mean": 0.80, "std": 0.01, "n": 3}]
     random_init = [dict(ours[0], mean=0.72)]
-    assert check(ours, expected, random_init) == []
+    assert check(ours, expected, {"random-init": random_init}) == []
     broken = [dict(ours[0], mean=0.74)]
-    assert check(broken, expected, random_init) == [
+    assert check(broken, expected, {"random-init": random_init}) == [
         "covidx-cls @1 auroc: 0.7400 leads random-init (0.7200) by +0.0200, less than the required 0.0500"
     ]
     assert "no random-init baseline" in check(ours, expected, None)[0]
+
+
+def test_the_gate_compares_each_beats_entry_with_its_own_baseline():
+    from cmcgns.benchmark.gate import Expectation, check, needs_baseline
+
+    expected = [
+        Expectation(task="rsna-det", fraction=1.0, metric="map_40_75", beats="untrained-head", margin=0.05),
+        Expectation(task="covidx-cls", fraction=1.0, metric="acc", beats="random-init", margin=0.0),
+    ]
+    assert needs_baseline(expected, "untrained-head") == ["rsna-det"] and needs_baseline(expected) == ["covidx-cls"]
+    ours = [
+        {"task": "rsna-det", "fraction": 1.0, "metric": "map_40_75", "mean": 0.30, "std": 0.0, "n": 2},
+        {"task": "covidx-cls", "fraction": 1.0, "metric": "acc", "mean": 0.60, "std": 0.0, "n": 2},
+    ]
+    untrained = [dict(ours[0], mean=0.28)]  # the trained head barely moved
+    random_init = [dict(ours[1], mean=0.50)]
+    failures = check(ours, expected, {"untrained-head": untrained, "random-init": random_init})
+    assert failures == [
+        "rsna-det @1 map_40_75: 0.3000 leads untrained-head (0.2800) by +0.0200, less than the required 0.0500"
+    ]
+    assert check(ours, expected, {"random-init": random_init}) == [
+        "rsna-det @1 map_40_75: no untrained-head baseline to compare with"
+    ]

@@ -119,3 +119,12 @@ def test_mgca_segmentation_trains_a_head_on_the_frozen_encoder_and_stops_on_vali
     train = read_manifest(data_root / "siim").split("train")
     positives = sum(1 for r in train if float(next(iter(r["labels"].values()))) > 0)
     assert out["train_rows"] == 2 * positives  # MGCA's balanced SIIM training set
+
+
+@pytest.mark.mm
+def test_an_untrained_head_is_scored_without_a_training_step(data_root, tmp_path):
+    options = {"protocol": "fast", "iters": 3, "batch_size": 4, "image_size": 32, "untrained": True}
+    out = _run("rsna-seg", options, data_root, tmp_path)
+    assert 0.0 <= out["dice"] <= 1.0 and math.isfinite(out["loss"])
+    logged = [line for path in tmp_path.glob("mm/*/vis_data/scalars.json") for line in path.read_text().splitlines()]
+    assert not [line for line in logged if '"lr"' in line]  # no training step logged

@@ -28,14 +28,15 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(safe)
 
 
-def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu") -> dict[str, float]:
+def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train: bool = True) -> dict[str, float]:
     """Train and test on `device` (cpu, cuda or cuda:N); OpenMMLab's own output (its deprecation
     warnings, per-iteration logs and full COCO tables) goes to WORK_DIR/mm.log, not the console.
 
     Launched by torchrun (WORLD_SIZE > 1), every rank calls this: the process group is initialised
     here (gloo on CPUs, NCCL on GPUs), mmengine shards the loaders and wraps the model in DDP, and
     every rank returns the same metrics (mmengine's evaluator broadcasts them). Rank r > 0 logs to
-    WORK_DIR/mm.rank<r>.log."""
+    WORK_DIR/mm.rank<r>.log. `train=False` tests the model as initialised (backbone weights loaded,
+    head untrained)."""
     from mmengine.config import Config
 
     from cmcgns import distributed
@@ -64,13 +65,18 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu") -> dic
             for handler in runner.logger.handlers:
                 if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                     handler.setStream(log)
-            runner.train()  # under an epoch schedule this ends on the best-validation state (BestValidationState)
+            if train:
+                runner.train()  # under an epoch schedule this ends on the best-validation state (BestValidationState)
+            else:
+                from mmengine.model import is_model_wrapper
+
+                (runner.model.module if is_model_wrapper(runner.model) else runner.model).init_weights()
             metrics = runner.test()
         finally:
             logging.captureWarnings(False)
     out = {k: float(v) for k, v in metrics.items()}
     best = [hook for hook in runner.hooks if type(hook).__name__ == "BestValidationState"]
-    if best:
+    if best and train:
         out["selected_epoch"] = float(best[0].epoch)
         out["trained_epochs"] = float(runner.epoch)
     return out

@@ -206,14 +206,18 @@ class ClassificationTask:
             cache = run.work_dir.parent / "feature-cache" / f"{cache_key}-{ids}.pt"
             if cache.is_file():
                 return torch.load(cache, map_location="cpu", weights_only=True)
-        chunks = []
+        # one preallocated matrix filled batch by batch: per-batch copies kept in a list (a ViT's pooled
+        # feature is moreover a view of its whole token tensor) fragment the heap between the large
+        # image batches, and the process grew with the split
+        features = torch.empty(len(rows), encoder.dim)
+        start = 0
         with torch.no_grad():
             for images, _ in self._loader(
                 ImageRows(run.manifest_dir, rows, names, size, False, run.seed), False, run.device, 0
             ):
-                # clone: a ViT's pooled feature is a view of the whole token tensor, which it would keep alive
-                chunks.append(encoder(images.to(run.device, non_blocking=True))[0].float().cpu().clone())
-        features = torch.cat(chunks)
+                pooled = encoder(images.to(run.device, non_blocking=True))[0]
+                features[start : start + len(pooled)] = pooled.float()
+                start += len(pooled)
         if cache is not None:
             from cmcgns.io.atomic import atomic_open
 

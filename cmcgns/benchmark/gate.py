@@ -11,6 +11,8 @@ must exceed the baseline's by `margin`. A broken method (e.g. shuffled report pa
     - {task: rsna-det, fraction: 1.0, metric: map_40_75, beats: untrained-head, margin: 0.05}
 `beats: untrained-head` compares with the same task scored before its head is trained (same
 backbone, splits and seeds; the task option `untrained: true`): a head that stopped learning fails.
+`better: lower` makes a `beats` entry ask for a value lower than the baseline's by `margin`
+(losses).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Expectation(Strict):
     max: float | None = None
     beats: Literal["random-init", "untrained-head"] | None = None
     margin: float = pydantic.Field(0.0, description="with beats: the smallest accepted lead over the baseline's mean")
+    better: Literal["higher", "lower"] = pydantic.Field("higher", description="with beats: which direction leads")
 
     @pydantic.model_validator(mode="after")
     def _bounds(self) -> Expectation:
@@ -107,10 +110,11 @@ def check(
                 hint = " (give --backbone)" if e.beats == "random-init" else ""
                 failures.append(f"{e.task} @{e.fraction:g} {e.metric}: no {e.beats} baseline to compare with{hint}")
                 continue
-            lead = got["mean"] - reference["mean"]
+            lead = got["mean"] - reference["mean"] if e.better == "higher" else reference["mean"] - got["mean"]
             if math.isnan(lead) or lead < e.margin:
                 failures.append(
                     f"{e.task} @{e.fraction:g} {e.metric}: {got['mean']:.4f} leads {e.beats} ({reference['mean']:.4f}) "
-                    f"by {lead:+.4f}, less than the required {e.margin:.4f}"
+                    f"by {lead:+.4f}{' (lower is better)' if e.better == 'lower' else ''}, "
+                    f"less than the required {e.margin:.4f}"
                 )
     return failures

@@ -33,8 +33,9 @@ def run_benchmark(
     on_result: Callable[[dict], None] | None = None,
     compare_random_init: bool = False,
 ) -> BenchmarkReport:
-    """`compare_random_init` (or a `beats: random-init` gate entry) also runs the suite on a random-init
-    backbone with the same splits and seeds, shown beside each result."""
+    """`compare_random_init` also runs the suite on a random-init backbone with the same splits and
+    seeds, shown beside each result; `beats: random-init` gate entries run that baseline for the tasks
+    they judge, and `beats: untrained-head` entries run their tasks once more with the head untrained."""
     expectations = load_expected(suite.expected) if suite.expected else []  # read before hours of work, not after
     if expectations:
         check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))
@@ -48,27 +49,35 @@ def run_benchmark(
         extra: dict | None = None,
     ) -> list[dict]:
         options = {name: dict(suite.options.get(name, {}), **(extra or {})) for name in tasks or suite.tasks}
-        return run_suite(
-            tasks or suite.tasks,
-            suite.fractions,
-            suite.seeds,
-            out_dir,
-            backbone_dir,
-            data_root,
-            options,
-            suite.synthetic_studies,
-            device=device,
-            on_result=report,
-            synthetic=suite.synthetic,
-            protocol=suite.protocol,
-        )
+        groups: dict[tuple[float, ...], list[str]] = {}  # tasks sharing their label fractions run together
+        for name in tasks or suite.tasks:
+            groups.setdefault(tuple(suite.fractions_for(name)), []).append(name)
+        rows = []
+        for fractions, names in groups.items():
+            rows += run_suite(
+                names,
+                list(fractions),
+                suite.seeds,
+                out_dir,
+                backbone_dir,
+                data_root,
+                {name: options[name] for name in names},
+                suite.synthetic_studies,
+                device=device,
+                on_result=report,
+                synthetic=suite.synthetic,
+                protocol=suite.protocol,
+            )
+        return rows
 
     rows = run_on(backbone, Path(out), on_result)
     summary = aggregate(rows)
     baseline = None
     baselines: dict[str, list[dict]] = {}
-    if (needs_baseline(expectations) or compare_random_init) and backbone is not None:  # same suite, random init
-        baseline = baselines["random-init"] = aggregate(run_on(None, Path(out) / "baseline-random-init", None))
+    judged_random = needs_baseline(expectations)
+    if (judged_random or compare_random_init) and backbone is not None:  # same splits and seeds, random init
+        tasks = None if compare_random_init else judged_random  # the gate alone needs only the tasks it judges
+        baseline = baselines["random-init"] = aggregate(run_on(None, Path(out) / "baseline-random-init", None, tasks))
     untrained = needs_baseline(expectations, "untrained-head")
     if untrained:  # the same tasks scored before their heads train
         rows_untrained = run_on(backbone, Path(out) / "baseline-untrained-head", None, untrained, {"untrained": True})

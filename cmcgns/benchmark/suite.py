@@ -40,7 +40,7 @@ RESULTS_SCHEMA_VERSION = 2
 
 
 def dataset_dir(
-    dataset: str, data_root: Path, synthetic: bool, synthetic_studies: int, image_size: int
+    dataset: str, data_root: Path, synthetic: bool, synthetic_studies: int | dict[str, int], image_size: int
 ) -> tuple[Path, str]:
     """(prepared folder, "real" | "synthetic"). Generated data is used only when asked for
     (`--synthetic`): a data root without the dataset is an error naming the missing folder."""
@@ -52,7 +52,12 @@ def dataset_dir(
             f"{prepared}: no prepared {dataset} dataset; run `cmcgns preprocess {dataset} --source RAW --out {prepared}`, "
             f"or pass --synthetic to use generated data"
         )
-    return ensure_synthetic(dataset, Path(data_root), synthetic_studies, 0, 2 * image_size, image_size), "synthetic"
+    studies = (
+        synthetic_studies.get(dataset, synthetic_studies["default"])
+        if isinstance(synthetic_studies, dict)
+        else synthetic_studies
+    )
+    return ensure_synthetic(dataset, Path(data_root), studies, 0, 2 * image_size, image_size), "synthetic"
 
 
 def _check_torchrun_tasks(components: dict, options: dict | None) -> None:
@@ -77,7 +82,7 @@ def run_task(
     out_dir: Path,
     backbone_dir: Path | None,
     data_root: Path,
-    synthetic_studies: int = 120,
+    synthetic_studies: int | dict[str, int] = 120,
     device: str = "cpu",
     synthetic: bool = False,
     protocol: str | None = None,
@@ -106,7 +111,7 @@ def run_suite(
     backbone_dir: Path | None,
     data_root: Path,
     task_options: dict[str, dict[str, Any]] | None = None,
-    synthetic_studies: int = 120,
+    synthetic_studies: int | dict[str, int] = 120,
     device: str = "cpu",
     on_result: Callable[[dict], None] | None = None,
     synthetic: bool = False,

@@ -4,7 +4,9 @@ suite file's folder, so `benchmarks/ci_suite.yaml` works from any working direct
 
     tasks: [covidx-cls, rsna-det]
     fractions: [0.1, 1.0]
+    task_fractions: {covidx-cls: [0.01]}   # per-task fractions, overriding `fractions`
     seeds: [0, 1]
+    pretrain: ci_pretrain.yaml   # the pretraining config the expected values were set for
     synthetic_studies: 48
     options: {rsna-det: {iters: 4, image_size: 32}}
     expected: ci_expected.yaml
@@ -13,7 +15,7 @@ suite file's folder, so `benchmarks/ci_suite.yaml` works from any working direct
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -25,13 +27,25 @@ from cmcgns.errors import ConfigError
 class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
     fractions: list[float] = [1.0]
+    task_fractions: dict[str, list[float]] = pydantic.Field(
+        {}, description="per-task label fractions, overriding `fractions` for those tasks"
+    )
     seeds: list[pydantic.NonNegativeInt] = [0]
+    pretrain: Path | None = pydantic.Field(
+        None, description="pretraining config (relative to the suite file) whose export the expected values assume"
+    )
     protocol: Literal["mgca", "fast"] = pydantic.Field(
         "mgca",
         description="downstream protocol for tasks that offer one (classification): mgca (published) or fast (CI)",
     )
     synthetic: bool = pydantic.Field(False, description="use generated data for datasets the data root lacks")
-    synthetic_studies: int = pydantic.Field(120, ge=8)
+    synthetic_studies: Annotated[int, pydantic.Field(ge=8)] | dict[str, Annotated[int, pydantic.Field(ge=8)]] = (
+        pydantic.Field(
+            120,
+            description="studies per generated dataset, or per dataset name with a `default` "
+            "(e.g. {default: 240, chexpert: 2000})",
+        )
+    )
     options: dict[str, dict[str, Any]] = {}
     expected: Path | None = None
 
@@ -42,12 +56,31 @@ class SuiteFile(Strict):
             raise ValueError("fractions must be in (0, 1]")
         return value
 
+    @pydantic.field_validator("task_fractions")
+    @classmethod
+    def _task_fractions(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for task, fractions in value.items():
+            if not fractions or any(not 0 < f <= 1 for f in fractions):
+                raise ValueError(f"{task}: fractions must be a non-empty list of values in (0, 1]")
+        return value
+
     @pydantic.model_validator(mode="after")
     def _options_name_tasks(self) -> SuiteFile:
-        unknown = set(self.options) - set(self.tasks)
-        if unknown:
-            raise ValueError(f"options given for task(s) not in tasks: {', '.join(sorted(unknown))}")
+        for field in ("options", "task_fractions"):
+            unknown = set(getattr(self, field)) - set(self.tasks)
+            if unknown:
+                raise ValueError(f"{field} given for task(s) not in tasks: {', '.join(sorted(unknown))}")
         return self
+
+    @pydantic.field_validator("synthetic_studies")
+    @classmethod
+    def _studies(cls, value):
+        if isinstance(value, dict) and "default" not in value:
+            raise ValueError("a per-dataset mapping needs a `default` entry, e.g. {default: 240, chexpert: 2000}")
+        return value
+
+    def fractions_for(self, task: str) -> list[float]:
+        return self.task_fractions.get(task, self.fractions)
 
     def with_overrides(
         self,
@@ -72,6 +105,8 @@ class SuiteFile(Strict):
             tasks=chosen,
             options=merged,
             fractions=fractions or self.fractions,
+            # --fractions on the command line applies to every task
+            task_fractions={} if fractions else {k: v for k, v in self.task_fractions.items() if k in chosen},
             seeds=seeds or self.seeds,
             expected=expected or self.expected,
             synthetic=self.synthetic if synthetic is None else synthetic,
@@ -94,4 +129,6 @@ def load_suite(path: Path) -> SuiteFile:
     suite = load_yaml_model(path, SuiteFile, "suite file")
     if suite.expected is not None and not suite.expected.is_absolute():
         suite.expected = path.parent / suite.expected
+    if suite.pretrain is not None and not suite.pretrain.is_absolute():
+        suite.pretrain = path.parent / suite.pretrain
     return suite

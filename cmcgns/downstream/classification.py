@@ -30,6 +30,7 @@ from cmcgns.data.images import augment, load_image
 from cmcgns.data.manifest import ManifestRow, read_manifest
 from cmcgns.data.preprocess.base import stable_split
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
+from cmcgns.io.host_memory import PeriodicRelease, release_free_heap
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
 from cmcgns.plugins import Options, Register, hookimpl
@@ -210,7 +211,7 @@ class ClassificationTask:
         # feature is moreover a view of its whole token tensor) fragment the heap between the large
         # image batches, and the process grew with the split
         features = torch.empty(len(rows), encoder.dim)
-        start = 0
+        start, release = 0, PeriodicRelease()
         with torch.no_grad():
             for images, _ in self._loader(
                 ImageRows(run.manifest_dir, rows, names, size, False, run.seed), False, run.device, 0
@@ -218,6 +219,9 @@ class ClassificationTask:
                 pooled = encoder(images.to(run.device, non_blocking=True))[0]
                 features[start : start + len(pooled)] = pooled.float()
                 start += len(pooled)
+                del images, pooled
+                release.tick()  # the heap otherwise keeps every freed image batch (see cmcgns.io.host_memory)
+        release_free_heap()
         if cache is not None:
             from cmcgns.io.atomic import atomic_open
 
@@ -273,9 +277,11 @@ class ClassificationTask:
             def train_epoch(epoch: int, generator: torch.Generator) -> None:  # noqa: ARG001 (the loader shuffles)
                 encoder.train()
                 train_rows.epoch = epoch
+                release = PeriodicRelease()
                 for images, target in train_loader:
                     logits = head(encoder(images.to(run.device, non_blocking=True))[0])
                     step(loss_of(logits, target.to(run.device)))
+                    release.tick()
 
             # built once: a fresh loader per validation epoch would start its worker processes again
             eval_loaders = {
@@ -289,8 +295,10 @@ class ClassificationTask:
                 encoder.eval()
                 out = []
                 with torch.no_grad():
+                    release = PeriodicRelease()
                     for images, _ in eval_loaders[split]:
                         out.append(head(encoder(images.to(run.device, non_blocking=True))[0]))
+                        release.tick()
                 return torch.cat(out)
 
             def val_loss() -> float:

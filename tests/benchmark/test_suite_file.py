@@ -17,6 +17,18 @@ def test_command_line_values_replace_lists_and_merge_options_per_task():
     assert base.options["rsna-cls"]["epochs"] == 3  # the file's suite is not mutated
 
 
+def test_task_fractions_override_the_suite_fractions_until_the_command_line_gives_some():
+    base = SuiteFile(tasks=["chexpert-cls", "rsna-det"], fractions=[1.0], task_fractions={"chexpert-cls": [0.01]})
+    assert base.fractions_for("chexpert-cls") == [0.01] and base.fractions_for("rsna-det") == [1.0]
+    assert base.with_overrides(seeds=[3]).fractions_for("chexpert-cls") == [0.01]
+    assert base.with_overrides(fractions=[0.1]).fractions_for("chexpert-cls") == [0.1]
+    assert base.with_overrides(tasks=["rsna-det"]).task_fractions == {}
+    with pytest.raises(ValueError, match="task_fractions given for task\\(s\\) not in tasks: covidx-cls"):
+        SuiteFile(tasks=["rsna-cls"], task_fractions={"covidx-cls": [0.1]})
+    with pytest.raises(ValueError, match="rsna-cls: fractions must be"):
+        SuiteFile(tasks=["rsna-cls"], task_fractions={"rsna-cls": [0.0]})
+
+
 def test_an_option_for_a_task_not_selected_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="options given for task\\(s\\) not in tasks: covidx-cls"):
         SuiteFile(tasks=["rsna-cls"]).with_overrides(options={"covidx-cls": {"epochs": 1}})
@@ -73,4 +85,17 @@ def test_the_gate_compares_each_beats_entry_with_its_own_baseline():
     ]
     assert check(ours, expected, {"random-init": random_init}) == [
         "rsna-det @1 map_40_75: no untrained-head baseline to compare with"
+    ]
+
+
+def test_a_lower_is_better_entry_asks_for_a_value_below_the_baseline():
+    from cmcgns.benchmark.gate import Expectation, check
+
+    expected = [
+        Expectation(task="siim-seg", fraction=1.0, metric="loss", beats="untrained-head", better="lower", margin=0.5)
+    ]
+    ours = [{"task": "siim-seg", "fraction": 1.0, "metric": "loss", "mean": 5.0, "std": 0.0, "n": 2}]
+    assert check(ours, expected, {"untrained-head": [dict(ours[0], mean=6.0)]}) == []
+    assert check(ours, expected, {"untrained-head": [dict(ours[0], mean=5.2)]}) == [
+        "siim-seg @1 loss: 5.0000 leads untrained-head (5.2000) by +0.2000 (lower is better), less than the required 0.5000"
     ]

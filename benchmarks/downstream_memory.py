@@ -1,7 +1,7 @@
 """Peak host memory of the classification linear probe (`--protocol mgca`) on a large split: images
 are streamed through a DataLoader, so memory must not grow with the number of images.
 
-    python benchmarks/downstream_memory.py [--rows 20000] [--image-size 224] [--workers 2] [--device cpu]
+    python benchmarks/downstream_memory.py [--rows 20000] [--image-size 224] [--workers 2] [--device cpu] [--no-release]
 
 Builds a covidx-style prepared folder whose manifest lists `--rows` images (the 240 generated
 images reused under distinct ids: decoding cost and memory behave as for distinct files), runs
@@ -25,7 +25,11 @@ CHILD = """
 import sys, json
 from pathlib import Path
 from cmcgns.benchmark.suite import run_task
-root, size, workers, device = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+root, size, workers, device, release = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+if release == "off":  # the behaviour before cmcgns.io.host_memory, for comparison on the same machine
+    import cmcgns.downstream.classification as classification
+    classification.release_free_heap = lambda: False
+    classification.PeriodicRelease.tick = lambda self: None
 row = run_task("covidx-cls", {"epochs": 1, "image_size": size, "num_workers": workers, "feature_cache": False},
                1.0, 0, root / "out", None, root / "data", synthetic=False, protocol="mgca", device=device)
 print(json.dumps(row["metrics"]))
@@ -38,6 +42,9 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (where the encoder runs)")
+    ap.add_argument(
+        "--no-release", action="store_true", help="do not give freed heap pages back (the behaviour before the fix)"
+    )
     args = ap.parse_args()
     from cmcgns.data.bootstrap import ensure_synthetic
     from cmcgns.data.manifest import read_manifest, write_manifest
@@ -57,7 +64,7 @@ def main() -> None:
         write_manifest(target, "covidx", "classification", rows, 256, source, meta)
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(tmp), str(args.image_size), str(args.workers), args.device],
+            [sys.executable, "-c", CHILD, str(tmp), str(args.image_size), str(args.workers), args.device, "off" if args.no_release else "on"],
             capture_output=True,
             text=True,
             check=False,
@@ -69,7 +76,8 @@ def main() -> None:
         in_memory_gib = args.rows * 3 * args.image_size**2 * 4 / 2**30
         print(json.loads(done.stdout.strip().splitlines()[-1]))
         print(
-            f"{args.rows} images at {args.image_size} px, {args.workers} workers, {args.device}: "
+            f"{args.rows} images at {args.image_size} px, {args.workers} workers, {args.device}, "
+            f"heap release {'off' if args.no_release else 'on'}: "
             f"peak RSS of the run {peak_gib:.2f} GiB "
             f"(largest process), {seconds:.0f} s; the split as one float tensor would take {in_memory_gib:.1f} GiB"
         )

@@ -64,7 +64,16 @@ def main() -> None:
         write_manifest(target, "covidx", "classification", rows, 256, source, meta)
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-c", CHILD, str(tmp), str(args.image_size), str(args.workers), args.device, "off" if args.no_release else "on"],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(tmp),
+                str(args.image_size),
+                str(args.workers),
+                args.device,
+                "off" if args.no_release else "on",
+            ],
             capture_output=True,
             text=True,
             check=False,

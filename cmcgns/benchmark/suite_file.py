@@ -26,11 +26,13 @@ from cmcgns.errors import ConfigError
 
 class SuiteFile(Strict):
     tasks: list[str] = pydantic.Field(min_length=1)
-    fractions: list[float] = [1.0]
+    fractions: list[float] = pydantic.Field([0.01, 0.1, 1.0], description="label fractions (MGCA: 1, 10 and 100 %)")
     task_fractions: dict[str, list[float]] = pydantic.Field(
         {}, description="per-task label fractions, overriding `fractions` for those tasks"
     )
-    seeds: list[pydantic.NonNegativeInt] = [0]
+    seeds: list[pydantic.NonNegativeInt] = pydantic.Field(
+        [0, 1, 2], min_length=1, description="downstream seeds (3 by default: mean ± std)"
+    )
     pretrain: Path | None = pydantic.Field(
         None, description="pretraining config (relative to the suite file) whose export the expected values assume"
     )

@@ -12,7 +12,16 @@ from cmcgns.errors import DataError
 from cmcgns.io.atomic import write_bytes, write_text
 
 # run diagnostics kept in results.jsonl, not tabulated
-SKIP = {"train_rows", "val_rows", "test_rows", "foreground_weight", "selected_epoch", "image_size"}
+SKIP = {
+    "train_rows",
+    "val_rows",
+    "test_rows",
+    "foreground_weight",
+    "selected_epoch",
+    "trained_epochs",
+    "image_size",
+    "batch_size",
+}  # run diagnostics, kept in results.jsonl but not tabled as metrics
 
 
 def read_results(path: Path) -> list[dict]:

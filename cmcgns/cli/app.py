@@ -188,8 +188,8 @@ def finetune(
 @reports_errors
 def benchmark(
     tasks: str | None = typer.Option(None, help="comma-separated task names"),
-    fractions: str | None = typer.Option(None, help="comma-separated label fractions [default: 1.0]"),
-    seeds: str | None = typer.Option(None, help="comma-separated seeds [default: 0]"),
+    fractions: str | None = typer.Option(None, help="comma-separated label fractions [default: 0.01,0.1,1.0]"),
+    seeds: str | None = typer.Option(None, help="comma-separated seeds [default: 0,1,2]"),
     backbone: Path | None = typer.Option(None, help="export/ folder of a pretrain run"),
     data_root: Path = typer.Option(Path("data")),
     out: Path = typer.Option(Path("runs/benchmark")),

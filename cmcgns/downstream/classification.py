@@ -30,7 +30,7 @@ from cmcgns.data.images import augment, load_image
 from cmcgns.data.manifest import ManifestRow, read_manifest
 from cmcgns.data.preprocess.base import stable_split
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
-from cmcgns.io.host_memory import PeriodicRelease, release_free_heap
+from cmcgns.io.host_memory import PeriodicRelease, map_large_blocks, release_free_heap
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
 from cmcgns.plugins import Options, Register, hookimpl
@@ -231,6 +231,7 @@ class ClassificationTask:
 
     def run(self, run: TaskRun) -> dict[str, float]:
         opts = self.options
+        map_large_blocks()  # image batches are mapped and unmapped, not kept by the heap (cmcgns.io.host_memory)
         manifest = read_manifest(run.manifest_dir)
         names = opts.labels or list(manifest.meta.get("labels", []))
         if not names:

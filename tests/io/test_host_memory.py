@@ -33,3 +33,28 @@ def test_periodic_release_counts_batches(monkeypatch):
     for _ in range(7):
         release.tick()
     assert len(calls) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_with_large_blocks_mapped_a_freed_batch_leaves_the_process_at_once():
+    import subprocess
+
+    # in a child: the threshold is process-wide. 2 MiB blocks, freed after a first free (which
+    # would raise glibc's dynamic threshold and keep them in the heap) with small survivors between
+    script = """
+import sys
+from cmcgns.io.host_memory import map_large_blocks
+def rss(): return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
+if sys.argv[1] == 'mapped': assert map_large_blocks()
+first = bytearray(2 << 20); del first
+blocks, survivors = [], []
+for _ in range(100):
+    blocks.append(bytearray(2 << 20)); survivors.append(bytearray(64))
+before = rss(); del blocks
+print(before - rss())
+"""
+    freed = {}
+    for mode in ("mapped", "default"):
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+        freed[mode] = float(out.stdout.strip())
+    assert freed["mapped"] > 150 and freed["default"] < 50, freed  # 200 MiB were freed

@@ -21,7 +21,7 @@ SKIP = {
     "trained_epochs",
     "image_size",
     "batch_size",
-}  # run diagnostics, kept in results.jsonl but not tabled as metrics
+}
 
 
 def read_results(path: Path) -> list[dict]:

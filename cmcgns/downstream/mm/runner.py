@@ -41,8 +41,10 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
 
     from cmcgns import distributed
     from cmcgns.downstream.mm.components import DeviceRunner
+    from cmcgns.io.host_memory import map_large_blocks
 
     allow_mmengine_checkpoint_globals()
+    map_large_blocks()  # image batches mapped and unmapped, not kept by the heap (cmcgns.io.host_memory)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     on_gpu = device.startswith("cuda")

@@ -54,3 +54,13 @@ def test_ci_suite_passes_its_gate_on_the_backbone_it_pretrains(tmp_path):
     assert {r["checkpoint_hash"] for r in rows} != {"random-init"}  # the suite really ran on our export
     assert (tmp_path / "out" / "baseline-random-init" / "results.jsonl").is_file()
     assert (tmp_path / "out" / "baseline-untrained-head" / "results.jsonl").is_file()
+
+
+@pytest.mark.parametrize("name", ["ci_suite.yaml", "synthetic_mgca_suite.yaml"])
+def test_packaged_suite_files_load_and_name_registered_tasks(name):
+    from cmcgns.plugins.manager import get_registry
+
+    suite = load_suite(BENCHMARKS / name)
+    assert set(suite.tasks) <= set(get_registry().names("downstream_task"))
+    for task, options in suite.options.items():  # every option is one the task accepts
+        get_registry().get("downstream_task", task).build(options)

@@ -259,7 +259,7 @@ def benchmark(
     if distributed.is_main():  # under torchrun: one rank prints; every rank exits with the verdict
         console.print(report.table, highlight=False)
         for f in report.failures:
-            console.print(f"[bold red]REGRESSION[/] {f}", highlight=False)
+            console.print(f"[bold red]REGRESSION[/] {f}", highlight=False, soft_wrap=True)  # one line each, for CI logs
     if report.failures:
         raise typer.Exit(1)
 

@@ -116,7 +116,7 @@ def _require_mm() -> None:
 
 
 class DetectionTask:
-    metrics = ("map", "map50")
+    metrics = ("map_40_75", "map", "map50")
     supports_torchrun = True  # mmengine shards the loaders and wraps the model in DDP
 
     def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
@@ -180,7 +180,7 @@ class DetectionTask:
 
 
 class SegmentationTask:
-    metrics = ("dice",)
+    metrics = ("dice", "loss")
     supports_torchrun = True
 
     def __init__(self, name: str, dataset: str, options: SegmentationOptions) -> None:

@@ -73,9 +73,6 @@ def check_tasks_exist(expected: list[Expectation], path: Path, known: list[str])
         raise ConfigError(f"{path}: unknown task(s) {', '.join(unknown)}; registered: {', '.join(sorted(known))}")
 
 
-BASELINES = ("random-init", "untrained-head")
-
-
 def needs_baseline(expected: list[Expectation], kind: str = "random-init") -> list[str]:
     """The tasks that `beats: KIND` entries judge (empty: no such baseline needed)."""
     return sorted({e.task for e in expected if e.beats == kind})

@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
-import os
 import sys
 import time
 import typing
@@ -122,8 +121,7 @@ def run_suite(
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if launched:
+    if distributed.world_size_from_env() > 1:
         _check_torchrun_tasks(components, task_options)
         distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     main = distributed.is_main()
@@ -137,11 +135,11 @@ def run_suite(
             options.setdefault("protocol", protocol)  # tasks that lack this protocol run (and record) their own
         task = component.build(options)
         image_size = int(getattr(task.options, "image_size", 64))
-        if main:  # rank 0 generates missing synthetic data while the other ranks wait
-            manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
-        distributed.barrier()
         if not main:
-            manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
+            distributed.barrier()  # rank 0 generates missing synthetic data first
+        manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
+        if main:
+            distributed.barrier()
         config_hash = hashlib.sha256(
             json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
         ).hexdigest()[:16]

@@ -40,19 +40,19 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
     from mmengine.config import Config
 
     from cmcgns import distributed
-    from cmcgns.downstream.mm.components import DeviceRunner
+    from cmcgns.downstream.mm.components import BestValidationState, DeviceRunner
     from cmcgns.io.host_memory import map_large_blocks
 
     allow_mmengine_checkpoint_globals()
     map_large_blocks()  # image batches mapped and unmapped, not kept by the heap (cmcgns.io.host_memory)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    on_gpu = device.startswith("cuda")
-    launched = distributed.init_from_env("nccl" if on_gpu else "gloo")
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    launched = distributed.init_from_env(backend)
     cfg_dict = dict(cfg_dict, work_dir=str(work_dir))
     if launched:
         cfg_dict["launcher"] = "pytorch"
-        cfg_dict["env_cfg"] = dict(cfg_dict.get("env_cfg", {}), dist_cfg=dict(backend="nccl" if on_gpu else "gloo"))
+        cfg_dict["env_cfg"] = dict(cfg_dict.get("env_cfg", {}), dist_cfg=dict(backend=backend))
     log_name = "mm.log" if distributed.is_main() else f"mm.rank{distributed.rank()}.log"
     with (
         open(work_dir / log_name, "a", encoding="utf-8") as log,
@@ -77,7 +77,7 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
         finally:
             logging.captureWarnings(False)
     out = {k: float(v) for k, v in metrics.items()}
-    best = [hook for hook in runner.hooks if type(hook).__name__ == "BestValidationState"]
+    best = [hook for hook in runner.hooks if isinstance(hook, BestValidationState)]
     if best and train:
         out["selected_epoch"] = float(best[0].epoch)
         out["trained_epochs"] = float(runner.epoch)

@@ -106,8 +106,8 @@ class PerImageDiceAndLoss(BaseMetric):
             keep = gt != 255
             target = (gt == 1).float()
             pred = (sample["pred_sem_seg"]["data"].squeeze(0).cpu() == 1).float()
-            if prob.dim() == 3:  # more than one channel: the finding's probability
-                prob = prob.softmax(0)[1] if prob.shape[0] > 1 else prob[0]
+            if prob.dim() == 3:  # two channels (softmax head): the finding's probability
+                prob = prob.softmax(0)[1]
             logits = torch.logit(prob.clamp(1e-6, 1 - 1e-6))
             loss = float(mixed_focal_dice_loss(logits[keep], target[keep]))
             self.results.append((dice_per_image(pred.numpy(), target.numpy()), loss))

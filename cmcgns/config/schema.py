@@ -67,6 +67,11 @@ class ModelConfig(Strict):
     cross_attention: Literal["sigmoid", "softmax"] = pydantic.Field(
         "sigmoid", description="cross-modal attention weights: sigmoid(q.k/sqrt(d)) (official) or softmax"
     )
+    normalize_patches: bool = pydantic.Field(
+        True,
+        description="L2-normalise the projected local image features before the cross-attention, SimSiam and "
+        "CM-MIR (official); false = attend over the raw projections",
+    )
 
 
 class Component(Strict):
@@ -108,6 +113,10 @@ class ObjectiveConfig(Strict):
     local_image: Literal["simsiam", "mgca", "none"] = pydantic.Field(
         "simsiam",
         description="local image loss: SimSiam patch vs f^{R->I} (paper), MGCA-style within-image InfoNCE, or none",
+    )
+    simsiam_attended: Literal["raw", "normalized"] = pydantic.Field(
+        "raw",
+        description="f^{R->I} as the SimSiam predictor's input: raw (official) or L2-normalised",
     )
     local_image_temperature: float = pydantic.Field(0.1, gt=0, description="temperature of the mgca local image loss")
     predictor_hidden: int | None = pydantic.Field(

@@ -1,6 +1,7 @@
 """The CM-CGNS model: it encodes, nothing else (losses live in `cmcgns.objectives`).
 
-image -> timm backbone -> local features f^I (patch tokens or CNN grid, projected to E) and a
+image -> timm backbone -> local features f^I (patch tokens or CNN grid, projected to E and, by default
+as in the official code, L2-normalised) and a
 global feature f̄^I (CLS for ViTs, attention pooling for CNNs, configurable);
 report -> transformers encoder -> tokens projected to E and L2-normalised, averaged per sentence
 (f^R), attention-pooled over sentences to f̄^R;
@@ -58,7 +59,10 @@ class CMCGNSModel(nn.Module):
             pooled = self.image_pool(patches)
         else:
             pooled = self.image_global(cls if self.image_pooling == "cls" else patches.mean(1))
-        return F.normalize(pooled, dim=-1), self.image_local(patches)
+        local = self.image_local(patches)
+        if self.config.normalize_patches:  # official: L2-normalised before the cross-attention, SimSiam and CM-MIR
+            local = F.normalize(local, dim=-1)
+        return F.normalize(pooled, dim=-1), local
 
     def _report(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         text = self.text_encoder(batch["input_ids"], batch["attention_mask"])

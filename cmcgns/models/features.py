@@ -11,7 +11,9 @@ import torch
 class Features:
     image_global: torch.Tensor  # [B, E] L2-normalised f̄^I
     report_global: torch.Tensor  # [B, E] L2-normalised f̄^R
-    patches: torch.Tensor  # [B, P, E] local image features f^I (projected, not normalised)
+    patches: (
+        torch.Tensor
+    )  # [B, P, E] local image features f^I (projected; L2-normalised unless model.normalize_patches is off)
     sentences: torch.Tensor  # [B, M, E] local report features f^R (sentence means of normalised tokens)
     sentence_mask: torch.Tensor  # [B, M] True where the sentence exists
     report_to_image: torch.Tensor  # [B, P, E] f^{R->I}: each patch over the report's sentences

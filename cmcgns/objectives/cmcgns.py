@@ -111,9 +111,12 @@ class CMCGNSObjective(nn.Module):
 
     def local_image_loss(self, feats: Features) -> torch.Tensor:
         patches = F.normalize(feats.patches, dim=-1)
+        if self.config.local_image == "simsiam":  # official: the predictor sees the raw f^{R->I}
+            raw = self.config.simsiam_attended == "raw"
+            return simsiam_loss(
+                patches, feats.report_to_image if raw else F.normalize(feats.report_to_image, dim=-1), self.predictor
+            )
         attended = F.normalize(feats.report_to_image, dim=-1)
-        if self.config.local_image == "simsiam":
-            return simsiam_loss(patches, attended, self.predictor)
         mask = torch.ones(patches.shape[:2], dtype=torch.bool, device=patches.device)
         return within_sample_info_nce(patches, attended, mask, self.config.local_image_temperature)
 

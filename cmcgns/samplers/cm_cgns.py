@@ -5,28 +5,33 @@ see ``shared/spec/method.md`` section 2.6. For a contrastive problem (at the pap
 features f^R as anchors, cross-modal sentence features f^{I->R} as candidates, the whole gathered
 batch of sentences):
 
-1. **Memory.** K centroids are persistent state across steps (a dataset-level memory, not a
-   per-batch clustering). They are initialised lazily, once the mean anchor-candidate cosine has
-   fallen to ``init_threshold`` (official 0.4), by the official greedy chain over rows pooled from
-   one or more steps (so K may exceed one batch); afterwards every training step moves each
-   centroid with members towards the mean of its assigned rows at ``ema_rate`` (official 0.001).
-   Clustering acts on the candidates (``cm-cgns``: the cross-modal features) or on the anchors
-   (``cluster-ns``: the single-modal baseline). Rows are gathered over ranks and the update's sums
-   are all-reduced, so centroids are identical on every rank; they are buffers, saved in
-   checkpoints and resumed bit-identically. Before initialisation the loss is plain InfoNCE.
+1. **Memory** (``cmcgns.samplers.cluster_memory``): K centroids, persistent across steps, of the
+   cross-modal candidates (``cm-cgns``) or of the single-modal anchors (``cluster-ns``).
+   ``memory: queue`` (default) keeps recent rows, seeds by k-means++ over them and refits by spherical
+   k-means every ``refit_every`` steps; ``memory: official`` is the official online EMA after a
+   greedy-chain initialisation over every pooled row. Before initialisation the loss is plain InfoNCE.
 2. **Hard negatives.** Each anchor is assigned to its most similar centroid; the centroid with the
    2nd-highest cosine (its own cluster's centre skipped) is appended as one extra candidate column,
    with logit ``hard_negative_weight * cos / T`` (official ``logit`` weighting, weight 3) or
-   ``cos / T + log(weight)`` (``count``: the column counts ``weight`` times). Unlike the official
-   code, other anchors' hard negatives do not leak into a row as constant e^0 terms.
-3. **False negatives** are candidates that fall in the anchor's cluster.
-   ``bml`` (official): they stay in the denominator and a bidirectional margin term
+   ``cos / T + log(weight)`` (``count``: the column counts ``weight`` times, as ClusterNS). Unlike the
+   official code, other anchors' hard negatives do not leak into a row as constant e^0 terms.
+3. **False negatives** are flagged pairs (a, b), b != a. ``false_negative_pairs: anchors`` (official):
+   anchors a and b fall in the same cluster; ``anchor-candidate``: anchor a's cluster is candidate b's.
+   ``bml`` (official): flagged pairs stay in the denominator and a bidirectional margin term
    mean[ReLU(S_ab - S_aa + alpha) + ReLU(S_aa - S_ab - beta)] over *those pairs only* is added with
    ``bml_weight`` (the official code averages over all N^2 entries, adding a constant);
    ``mask``: removed from the denominator, except in rows where that would remove every negative;
    ``soft``: given ``soft_weight`` of positive target mass; ``none``: ignored.
-Statistics (tensors): initialized, clusters_in_use, cluster_entropy, false_negative_rate,
-hard_negative_margin (mean cos(anchor, positive) - cos(anchor, hard negative)).
+
+Order within a training step: the step's rows enter the memory (queue or initialisation pool); if the
+memory initialises on this step, this step already uses it; the loss is scored with the centroids as
+they stand before this step's update; then the centroids move (EMA towards this step's cluster means,
+idle ones re-seeded) and, when due, the memory is refit (effective from the next step).
+
+Statistics (0-dim tensors): initialized, clusters_in_use, cluster_entropy, false_negative_rate,
+hard_negative_margin (mean cos(anchor, positive) - cos(anchor, hard negative)), and the features'
+spread: within_image_cos / across_image_cos (candidates of the same / different reports),
+row_to_centroid_cos, centroid_cos.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ import pydantic
 import torch
 import torch.nn.functional as F
 
-from cmcgns import distributed as ddp
 from cmcgns.samplers import kmeans
 from cmcgns.samplers.base import ContrastiveProblem, NegativeSampler, SamplerOutput
+from cmcgns.samplers.cluster_memory import ClusterMemory
 from cmcgns.samplers.in_batch import info_nce
 from cmcgns.plugins import Options, Register, hookimpl
 
@@ -51,17 +56,42 @@ class CMCGNSOptions(Options):
     cluster_on: Literal["candidates", "anchors"] = pydantic.Field(
         "candidates", description="candidates = the cross-modal features (cm-cgns); anchors = single-modal (cluster-ns)"
     )
-    init_threshold: float = pydantic.Field(
-        0.4, ge=-1.0, le=1.0, description="initialise once mean anchor-candidate cosine <= this"
+    memory: Literal["queue", "official"] = pydantic.Field(
+        "queue",
+        description="queue = recent rows, k-means++ seeding, spherical k-means refits, idle centroids re-seeded; "
+        "official = online EMA of the centroids after a greedy-chain initialisation (collapses on our data)",
     )
+    init: Literal["auto", "chain", "kmeans++"] = pydantic.Field(
+        "auto", description="seeding: auto = chain for the official memory, k-means++ for the queue"
+    )
+    init_threshold: float = pydantic.Field(
+        0.4, ge=-1.0, le=1.0, description="initialise once mean anchor-candidate cosine <= this (official 0.4)"
+    )
+    init_warmup_steps: int = pydantic.Field(0, ge=0, description="never initialise before this optimiser step")
     init_pool: int | None = pydantic.Field(
-        None, ge=2, description="rows pooled for initialisation; unset = num_clusters"
+        None,
+        ge=2,
+        description="rows to seed from: official memory, unset = every row of the initialising batch (whole batches "
+        "are pooled until >= num_clusters); queue memory, unset = 4 x num_clusters",
+    )
+    queue_size: int = pydantic.Field(2048, ge=2, description="queue memory: recent rows kept for seeding and refits")
+    refit_every: int = pydantic.Field(10, ge=1, description="queue memory: spherical k-means refit every N steps")
+    refit_iterations: int = pydantic.Field(10, ge=1, description="queue memory: Lloyd iterations of a refit")
+    reseed_idle_after: int = pydantic.Field(
+        2, ge=0, description="queue memory: re-seed a centroid with no members for N steps (0 = never)"
     )
     ema_rate: float = pydantic.Field(0.001, gt=0.0, le=1.0, description="centroid moving-average rate (official 0.001)")
     hard_negatives: bool = True
     hard_negative_weight: float = pydantic.Field(3.0, gt=0.0)
-    hard_negative_weighting: Literal["logit", "count"] = "logit"
+    hard_negative_weighting: Literal["logit", "count"] = pydantic.Field(
+        "logit", description="logit = weight x cos / T (official); count = cos / T + log(weight) (ClusterNS)"
+    )
     false_negatives: Literal["bml", "mask", "soft", "none"] = "bml"
+    false_negative_pairs: Literal["anchors", "anchor-candidate"] = pydantic.Field(
+        "anchors",
+        description="a flagged pair (a, b): anchors a and b share a cluster (official), or anchor a's cluster "
+        "holds candidate b",
+    )
     bml_alpha: float = pydantic.Field(0.2, ge=0.0)
     bml_beta: float = pydantic.Field(0.5, ge=0.0)
     bml_weight: float = pydantic.Field(1e-4, ge=0.0)
@@ -72,7 +102,25 @@ class CMCGNSOptions(Options):
     def _pool(self) -> CMCGNSOptions:
         if self.init_pool is not None and self.init_pool < self.num_clusters:
             raise ValueError(f"init_pool ({self.init_pool}) must be at least num_clusters ({self.num_clusters})")
+        if self.memory == "queue" and self.seed_rows > self.queue_size:
+            raise ValueError(
+                f"queue_size ({self.queue_size}) must hold the {self.seed_rows} rows the memory seeds from "
+                "(init_pool, default 4 x num_clusters)"
+            )
         return self
+
+    @property
+    def seed_rows(self) -> int:
+        """Rows the memory needs before it initialises."""
+        if self.init_pool is not None:
+            return self.init_pool
+        return 4 * self.num_clusters if self.memory == "queue" else self.num_clusters
+
+    @property
+    def seeding(self) -> str:
+        if self.init != "auto":
+            return self.init
+        return "chain" if self.memory == "official" else "kmeans++"
 
 
 class ClusterNSOptions(CMCGNSOptions):
@@ -87,59 +135,44 @@ def second_nearest_centroid(anchors: torch.Tensor, centroids: torch.Tensor) -> t
     return second, to_centroids.gather(1, second.unsqueeze(1)).squeeze(1)
 
 
+def flagged_pairs(anchor_labels: torch.Tensor, candidate_labels: torch.Tensor, rows: slice, how: str) -> torch.Tensor:
+    """[n_local, N] True where (local anchor a, column b) is a flagged false negative; never the positive."""
+    column_labels = anchor_labels if how == "anchors" else candidate_labels
+    same = anchor_labels[rows].unsqueeze(1) == column_labels.unsqueeze(0)
+    positives = torch.arange(rows.start, rows.stop, device=same.device)
+    return same.scatter(1, positives.unsqueeze(1), False)
+
+
+@torch.no_grad()
+def spread_statistics(candidates: torch.Tensor, groups: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean cosine between candidates of the same report (different rows) and of different reports."""
+    cos = candidates @ candidates.t()
+    same = groups.unsqueeze(1) == groups.unsqueeze(0)
+    off = ~torch.eye(len(groups), dtype=torch.bool, device=cos.device)
+    within, across = same & off, ~same
+    return {
+        "within_image_cos": (cos * within).sum() / within.sum().clamp_min(1),
+        "across_image_cos": (cos * across).sum() / across.sum().clamp_min(1),
+    }
+
+
 class CMCGNSSampler(NegativeSampler):
     def __init__(self, options: CMCGNSOptions, embed_dim: int) -> None:
         super().__init__()
         self.options = options
-        k = options.num_clusters
-        pool = options.init_pool or k
-        self.register_buffer("centroids", torch.zeros(k, embed_dim))
-        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
-        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self.register_buffer("pool", torch.zeros(pool, embed_dim))
-        self.register_buffer("pool_count", torch.zeros((), dtype=torch.long))
-        self._ready: bool | None = None  # host mirror of `initialized`; read from the buffer once
-
-    def _load_from_state_dict(self, *args, **kwargs):  # a loaded state may change `initialized`
-        self._ready = None
-        return super()._load_from_state_dict(*args, **kwargs)
+        self.memory = ClusterMemory(options, embed_dim)
 
     @property
     def ready(self) -> bool:
-        if self._ready is None:
-            self._ready = bool(self.initialized)
-        return self._ready
+        return self.memory.ready
 
-    # -- memory ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def _maybe_initialize(self, problem: ContrastiveProblem, clustered: torch.Tensor) -> None:
-        """Pool rows while mean cos(anchor, candidate) <= init_threshold; initialise when full.
-        The gathered rows are identical on every rank; rank 0's decision and result are broadcast."""
-        # mean over all N x N pairs of cos(anchor, candidate) = <mean anchor, mean candidate>
-        mean_cos = problem.anchors.detach().float().mean(0) @ problem.candidates.detach().float().mean(0)
-        go = ddp.broadcast((mean_cos <= self.options.init_threshold).to(torch.long).reshape(1))
-        if not bool(go):
-            return
-        count, capacity = int(self.pool_count), self.pool.shape[0]
-        take = min(capacity - count, clustered.shape[0])
-        self.pool[count : count + take] = clustered[:take]
-        self.pool_count += take
-        if count + take < self.options.num_clusters:
-            return
-        gen = torch.Generator().manual_seed(self.options.seed)
-        rows = self.pool[: count + take].cpu()
-        self.centroids.copy_(ddp.broadcast(kmeans.chain_init(rows, self.options.num_clusters, gen).to(self.centroids)))
-        self.initialized.fill_(True)
-        self.pool.zero_()
-        self._ready = True
+    @property
+    def centroids(self) -> torch.Tensor:
+        return self.memory.centroids
 
-    @torch.no_grad()
-    def _update(self, clustered_local: torch.Tensor, labels_local: torch.Tensor) -> None:
-        sums, counts = kmeans.cluster_sums(clustered_local, labels_local, self.options.num_clusters)
-        ddp.all_reduce_sum(sums)
-        ddp.all_reduce_sum(counts)
-        self.centroids.copy_(kmeans.ema_update(self.centroids, sums, counts, self.options.ema_rate))
-        self.updates += 1
+    @property
+    def initialized(self) -> torch.Tensor:
+        return self.memory.initialized
 
     # -- loss -----------------------------------------------------------------------------
     def _directional(
@@ -160,7 +193,7 @@ class CMCGNSSampler(NegativeSampler):
         cos = a @ candidates.t()  # [n, N]
         logits = cos / problem.temperature
         positive_column = torch.zeros_like(cos, dtype=torch.bool).scatter_(1, positives.unsqueeze(1), True)
-        same = (anchor_labels[rows].unsqueeze(1) == candidate_labels.unsqueeze(0)) & ~positive_column
+        same = flagged_pairs(anchor_labels, candidate_labels, rows, opts.false_negative_pairs)
         stats = {"false_negative_rate": same.float().sum() / max(1, n_local * (candidates.shape[0] - 1))}
         columns = [logits]
         if opts.hard_negatives:
@@ -198,13 +231,12 @@ class CMCGNSSampler(NegativeSampler):
         anchors, candidates = problem.anchors.float(), problem.candidates.float()
         problem = dataclasses.replace(problem, anchors=anchors, candidates=candidates)
         clustered = (candidates if opts.cluster_on == "candidates" else anchors).detach()
+        spread = spread_statistics(candidates.detach(), problem.groups)
+        if self.training:
+            self.memory.observe(problem, clustered)
         if not self.ready:
-            if self.training:
-                self._maybe_initialize(problem, clustered)
-            if not self.ready:
-                zero = anchors.new_zeros(())
-                return SamplerOutput(info_nce(problem), {"initialized": zero})
-        centroids = self.centroids.clone()  # snapshot: the update below must not touch the graph
+            return SamplerOutput(info_nce(problem), {"initialized": anchors.new_zeros(()), **spread})
+        centroids = self.memory.centroids.clone()  # snapshot: the update below must not touch the graph
         clustered_labels = kmeans.assign(clustered, centroids)
         other = (anchors if opts.cluster_on == "candidates" else candidates).detach()
         other_labels = kmeans.assign(other, centroids)
@@ -220,10 +252,11 @@ class CMCGNSSampler(NegativeSampler):
             initialized=anchors.new_ones(()),
             clusters_in_use=(counts > 0).sum().float(),
             cluster_entropy=kmeans.entropy(counts),
+            **spread,
+            **self.memory.health(clustered, clustered_labels, centroids),
         )
         if self.training:
-            local = problem.local_rows
-            self._update(clustered[local], clustered_labels[local])
+            self.memory.update(problem, clustered, clustered_labels)
         return SamplerOutput(loss, stats)
 
 
@@ -237,7 +270,7 @@ def register_negative_samplers(register: Register) -> None:
         "cm-cgns",
         build,
         options=CMCGNSOptions,
-        description="cross-modal clustering-guided negatives: persistent centroids of the cross-modal candidates, "
+        description="cross-modal clustering-guided negatives: a cluster memory of the cross-modal candidates, "
         "2nd-nearest centroid as hard negative, BML on same-cluster pairs (paper)",
     )
     register(

@@ -56,3 +56,51 @@ def entropy(counts: torch.Tensor) -> torch.Tensor:
     p = counts / counts.sum().clamp_min(1.0)
     h = -(p * p.clamp_min(1e-12).log()).sum()
     return h / math.log(max(2, counts.numel()))
+
+
+def _fill_from_worst_rows(centroids: torch.Tensor, replace: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Centroids with the rows of x that fit the current centroids worst (lowest best cosine) put in place of
+    the centroids marked `replace` [K] (distinct rows while there are enough). Tensor ops only: no host read."""
+    best = (x @ centroids.t()).max(dim=1).values
+    order = best.argsort()  # worst-fitting rows first
+    slot = (replace.long().cumsum(0) - 1).clamp_min(0) % x.shape[0]
+    return torch.where(replace.unsqueeze(1), x[order[slot]], centroids)
+
+
+def kmeans_plus_plus(x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding for spherical k-means (distance 1 - cos) over unit rows x [N >= k, E]. The uniform
+    draws come from the host `generator` up front, so every device and rank picks the same rows."""
+    n = x.shape[0]
+    if n < k:
+        raise ValueError(f"kmeans_plus_plus needs at least {k} rows, got {n}")
+    draws = torch.rand(k, generator=generator, dtype=torch.float64).to(x.device)
+    first = (draws[0] * n).long().clamp_max(n - 1)
+    chosen = [first]
+    distance = (1 - x @ x[first]).clamp_min(0).double()
+    for i in range(1, k):
+        cdf = distance.cumsum(0)
+        # a zero total (every row already a centre) falls back to the rows in order
+        pick = torch.searchsorted(cdf, draws[i] * cdf[-1], right=True).clamp_max(n - 1)
+        pick = torch.where(cdf[-1] > 0, pick, torch.tensor(i % n, device=x.device))
+        chosen.append(pick)
+        distance = torch.minimum(distance, (1 - x @ x[pick]).clamp_min(0).double())
+    return x[torch.stack(chosen)].clone()
+
+
+def spherical_kmeans(x: torch.Tensor, centroids: torch.Tensor, iterations: int) -> torch.Tensor:
+    """Lloyd iterations of spherical k-means from `centroids` over unit rows x; a cluster left empty is
+    re-seeded with the row that fits its centroid worst (so no centroid ends a refit without members while
+    there are at least K rows). Deterministic, tensor ops only."""
+    k = centroids.shape[0]
+    for _ in range(iterations):
+        labels = assign(x, centroids)
+        sums, counts = cluster_sums(x, labels, k)
+        moved = F.normalize(sums, dim=1)
+        centroids = torch.where((counts > 0).unsqueeze(1), moved, centroids)
+        centroids = _fill_from_worst_rows(centroids, counts == 0, x)
+    return centroids
+
+
+def reseed(centroids: torch.Tensor, dead: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Replace the centroids marked `dead` [K] by the rows of x [N, E] that fit the memory worst."""
+    return _fill_from_worst_rows(centroids, dead, x)

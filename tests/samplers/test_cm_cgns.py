@@ -27,11 +27,11 @@ def clustered(n_per=4, k=3, dim=8, noise=0.05, seed=0):
 
 
 def ready_sampler(centers, options_class=CMCGNSOptions, **options):
-    opts = dict(num_clusters=centers.shape[0], init_threshold=1.0)
+    opts = dict(num_clusters=centers.shape[0], init_threshold=1.0, memory="official")
     opts.update(options)
     s = CMCGNSSampler(options_class(**opts), centers.shape[1])
-    s.centroids.copy_(centers)
-    s.initialized.fill_(True)
+    s.memory.centroids.copy_(centers)
+    s.memory.initialized.fill_(True)
     return s
 
 
@@ -39,7 +39,7 @@ def ready_sampler(centers, options_class=CMCGNSOptions, **options):
 def test_loss_is_never_zero_on_identical_features(mode):
     torch.manual_seed(0)
     x = F.normalize(torch.ones(12, 8), dim=1)
-    s = CMCGNSSampler(CMCGNSOptions(num_clusters=3, init_threshold=1.0, false_negatives=mode), 8)
+    s = CMCGNSSampler(CMCGNSOptions(num_clusters=3, init_threshold=1.0, false_negatives=mode, init_pool=3), 8)
     s(problem(F.normalize(torch.randn(12, 8), dim=1), x))  # initialise the memory
     assert bool(s.initialized)
     out = s(problem(x, x))
@@ -101,18 +101,19 @@ def test_hard_negative_is_the_second_nearest_centroid_with_logit_weight():
     )
 
 
-def test_lazy_initialisation_waits_for_the_threshold_and_pools_rows_over_steps():
+def test_lazy_initialisation_waits_for_the_threshold_and_pools_whole_batches():
     torch.manual_seed(0)
     close = F.normalize(torch.ones(6, 8) + 0.01 * torch.randn(6, 8), dim=1)  # mean cosine ~1 > 0.4
-    s = CMCGNSSampler(CMCGNSOptions(num_clusters=8, init_threshold=0.4), 8)
+    s = CMCGNSSampler(CMCGNSOptions(num_clusters=8, init_threshold=0.4, memory="official"), 8)
     out = s(problem(close, close))
-    assert not bool(s.initialized) and int(s.pool_count) == 0
+    assert not bool(s.initialized) and s.memory.pool.shape[0] == 0
     assert torch.allclose(out.loss, InBatchSampler()(problem(close, close)).loss)
     spread = F.normalize(torch.randn(6, 8), dim=1)
     s(problem(spread, spread))  # 6 rows pooled: fewer than K = 8
-    assert not bool(s.initialized) and int(s.pool_count) == 6
-    s(problem(spread.flip(0), F.normalize(torch.randn(6, 8), dim=1)))
-    assert bool(s.initialized) and s.ready
+    assert not bool(s.initialized) and s.memory.pool.shape[0] == 6
+    second = F.normalize(torch.randn(6, 8), dim=1)
+    s(problem(spread.flip(0), second))
+    assert bool(s.initialized) and s.ready and s.memory.pool.shape[0] == 0
     assert torch.allclose(s.centroids.norm(dim=1), torch.ones(8))
     assert len({tuple(c.tolist()) for c in s.centroids}) == 8  # the chain picks distinct rows
 
@@ -176,7 +177,7 @@ def test_state_round_trip_restores_memory():
     feats, centers = clustered()
     s = ready_sampler(centers, ema_rate=0.5)
     s(problem(feats, feats))
-    clone = CMCGNSSampler(CMCGNSOptions(num_clusters=3, init_threshold=1.0, ema_rate=0.5), 8)
+    clone = CMCGNSSampler(CMCGNSOptions(num_clusters=3, init_threshold=1.0, ema_rate=0.5, memory="official"), 8)
     clone.load_state_dict(s.state_dict())
     assert clone.ready and torch.equal(clone.centroids, s.centroids)
     assert torch.equal(clone(problem(feats, feats)).loss, s(problem(feats, feats)).loss)

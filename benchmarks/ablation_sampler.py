@@ -24,31 +24,54 @@ from pathlib import Path
 
 import torch
 
+# the recommended setting (README): softmax cross-attention and local report temperature 0.1, under which the
+# local report loss learns; the official one: sigmoid attention at T = 1 with the official EMA memory
+RECOMMENDED = {"cross_attention": "softmax", "local_report_temperature": 0.1}
+OFFICIAL = {"cross_attention": "sigmoid", "local_report_temperature": 1.0}
 VARIANTS: dict[str, dict] = {
-    # name: sampler, where it acts, head used in stage II (none = stage I only)
-    "in-batch": {"sampler": "in-batch", "sampler_on": "local_report", "head": "none"},
-    "cluster-ns (local report)": {"sampler": "cluster-ns", "sampler_on": "local_report", "head": "none"},
-    "cm-cgns (local report)": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "none"},
-    "cm-cgns (global)": {"sampler": "cm-cgns", "sampler_on": "global", "head": "none"},
-    "cm-cgns + CM-MIR (paper)": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "cm-mir"},
-    "cm-cgns + mae-pixel": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "mae-pixel"},
-    # not the official setting: softmax cross-attention and a sharper local report loss
-    "cm-cgns, softmax attention, local T 0.1": {
+    # name: sampler (+ its options), where it acts, head used in stage II (none = stage I only), attention setting
+    "in-batch": {"sampler": "in-batch", "sampler_on": "local_report", "head": "none", **RECOMMENDED},
+    "cluster-ns": {"sampler": "cluster-ns", "sampler_on": "local_report", "head": "none", **RECOMMENDED},
+    "cm-cgns official (paper setting)": {
         "sampler": "cm-cgns",
+        "sampler_options": {"memory": "official"},
         "sampler_on": "local_report",
         "head": "none",
-        "cross_attention": "softmax",
-        "local_report_temperature": 0.1,
+        **OFFICIAL,
     },
-    "in-batch, softmax attention, local T 0.1": {
-        "sampler": "in-batch",
+    "cm-cgns official memory": {
+        "sampler": "cm-cgns",
+        "sampler_options": {"memory": "official"},
         "sampler_on": "local_report",
         "head": "none",
-        "cross_attention": "softmax",
-        "local_report_temperature": 0.1,
+        **RECOMMENDED,
     },
+    "cm-cgns queue, logit": {
+        "sampler": "cm-cgns",
+        "sampler_options": {"memory": "queue", "hard_negative_weighting": "logit"},
+        "sampler_on": "local_report",
+        "head": "none",
+        **RECOMMENDED,
+    },
+    "cm-cgns queue, count": {
+        "sampler": "cm-cgns",
+        "sampler_options": {"memory": "queue", "hard_negative_weighting": "count"},
+        "sampler_on": "local_report",
+        "head": "none",
+        **RECOMMENDED,
+    },
+    "cm-cgns queue + CM-MIR": {
+        "sampler": "cm-cgns",
+        "sampler_options": {"memory": "queue"},
+        "sampler_on": "local_report",
+        "head": "cm-mir",
+        **RECOMMENDED,
+    },
+    # earlier rows of the table, kept runnable
+    "cm-cgns (global)": {"sampler": "cm-cgns", "sampler_on": "global", "head": "none", **OFFICIAL},
+    "cm-cgns + mae-pixel": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "mae-pixel", **OFFICIAL},
 }
-DEFAULT_VARIANTS = list(VARIANTS)[:6]
+DEFAULT_VARIANTS = list(VARIANTS)[:7]
 HEAD_OPTIONS = {
     "cm-mir": {"num_heads": 4, "decoder_layers": 2, "ffn_dim": 256, "upsampler_channels": 64},
     "mae-pixel": {},
@@ -74,7 +97,11 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
         stages.append({"name": "align+mir", "steps": args.steps - align, "reconstruction": True})
     else:
         stages[0]["steps"] = args.steps
-    sampler_options = {"num_clusters": args.clusters, "ema_rate": 0.01} if v["sampler"] != "in-batch" else {}
+    sampler_options = (
+        {"num_clusters": args.clusters, "ema_rate": 0.01, **v.get("sampler_options", {})}
+        if v["sampler"] != "in-batch"
+        else {}
+    )
     return PretrainConfig.model_validate(
         {
             "run_dir": str(root / "runs" / f"{name.replace(' ', '_')}-{seed}"),
@@ -86,13 +113,13 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
             "model": {
                 "image": {"name": "vit_tiny_patch16_224"},
                 "embed_dim": 128,
-                "cross_attention": v.get("cross_attention", "sigmoid"),
+                "cross_attention": v["cross_attention"],
             },
             "sampler": {"name": v["sampler"], "options": sampler_options},
             "head": {"name": v["head"], "options": HEAD_OPTIONS[v["head"]]},
             "objective": {
                 "sampler_on": v["sampler_on"],
-                "local_report_temperature": v.get("local_report_temperature", 1.0),
+                "local_report_temperature": v["local_report_temperature"],
             },
             "train": {
                 "batch_size": args.batch,
@@ -127,6 +154,18 @@ def step_seconds(run_dir: Path) -> float:
     return statistics.median(per_step)
 
 
+def memory_health(run_dir: Path) -> dict[str, list]:
+    """Clusters in use and their entropy at every logged step (the memory's health over the run)."""
+    import csv
+
+    rows = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    out: dict[str, list] = {"logged_steps": [int(r["step"]) for r in rows]}
+    for name in ("clusters_in_use", "cluster_entropy", "local_report_loss"):
+        key = name if name in rows[0] else f"sampler/{name}"
+        out[f"trace/{name}"] = [float(r[key]) if r.get(key) else None for r in rows]
+    return out
+
+
 def summarise(rows: list[dict]) -> str:
     names = ["random init"] + [n for n in VARIANTS if any(r["variant"] == n for r in rows)]
     lines = ["| variant | seeds | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 2) + "|"]
@@ -156,7 +195,7 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=32)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument(
-        "--variants", default="default", help="';'-separated names from VARIANTS, 'default' (the first six) or 'all'"
+        "--variants", default="default", help="';'-separated names from VARIANTS, 'default' (the first seven) or 'all'"
     )
     ap.add_argument(
         "--no-random-init", action="store_true", help="skip the random-init evaluation (e.g. when adding variants)"
@@ -164,7 +203,10 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("runs/ablation"), help="data and run folders")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ablation.jsonl"))
     ap.add_argument("--summarise-only", action="store_true", help="print the table of --out and exit")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.summarise_only:
         print(summarise([json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]))
         return
@@ -201,6 +243,8 @@ def main() -> None:
                 "variant": name,
                 "seed": seed,
                 **summary["eval"],
+                **{f"mechanism/{k}": v for k, v in summary.get("mechanism", {}).items()},
+                **memory_health(config.run_dir),
                 "step_seconds": step_seconds(config.run_dir),
                 "train_seconds": round(time.perf_counter() - t, 1),
                 **setting,

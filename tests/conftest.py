@@ -38,7 +38,16 @@ def tiny_pretrain_config(synthetic_mimic, tiny_text_model, tmp_path):
                 "text": {"path": str(tiny_text_model)},
                 "embed_dim": 32,
             },
-            "sampler": {"name": "cm-cgns", "options": {"num_clusters": 3, "init_threshold": 1.0, "ema_rate": 0.05}},
+            "sampler": {
+                "name": "cm-cgns",
+                "options": {
+                    "num_clusters": 3,
+                    "init_threshold": 1.0,
+                    "ema_rate": 0.05,
+                    "refit_every": 2,
+                    "reseed_idle_after": 1,
+                },
+            },
             "head": {
                 "name": "cm-mir",
                 "options": {"num_heads": 2, "decoder_layers": 1, "ffn_dim": 64, "upsampler_channels": 32},

@@ -17,7 +17,15 @@ def ensure_synthetic(
     dataset: str, root: Path, studies: int, seed: int, raw_size: int, image_size: int, workers: int = 1
 ) -> Path:
     raw, prepared = Path(root) / f"raw-{dataset}", Path(root) / dataset
-    key = {"dataset": dataset, "studies": studies, "seed": seed, "raw_size": raw_size, "image_size": image_size}
+    # "meanings": folders prepared before sentences carried their semantic keys are made again
+    key = {
+        "dataset": dataset,
+        "studies": studies,
+        "seed": seed,
+        "raw_size": raw_size,
+        "image_size": image_size,
+        "meanings": 1,
+    }
     stamp = prepared / SYNTHETIC_STAMP
     if is_prepared(prepared) and stamp.is_file() and json.loads(stamp.read_text()) == key:
         return prepared

@@ -23,6 +23,7 @@ from cmcgns.io.atomic import write_json
 from cmcgns.models.text_encoder import load_tokenizer
 from cmcgns.training import checkpoint as ckpt
 from cmcgns import distributed as ddp
+from cmcgns.training.mechanism import score_memory, sentence_features
 from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
 from cmcgns.export import write_export
 from cmcgns.training.metrics_log import MetricsLog
@@ -314,6 +315,9 @@ def _pretrain(
         }
         if config.train.evaluate:
             summary["eval"] = evaluate_model(core.model, config, manifest, collate, device)
+            mechanism = score_sampler(core, config, manifest, collate, device)
+            if mechanism is not None:
+                summary["mechanism"] = mechanism
         write_json(run_dir / "summary.json", summary)
     if ddp.is_distributed():
         torch.distributed.barrier()
@@ -370,6 +374,31 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     model.train()
     # null (valid JSON) where a probe cannot be computed, e.g. no label with enough positives at 1 %
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
+
+
+def score_sampler(task: PretrainTask, config: PretrainConfig, manifest: Path, collate, device) -> dict | None:
+    """The sampler's memory scored against the sentences' recorded meanings on the evaluation split
+    (`cmcgns.training.mechanism`); None where the data records no meanings (real data)."""
+    try:
+        ds = PairDataset(manifest, config.data.eval_split, config.data.image_size, train=False)
+    except DataError:
+        return None
+    if not any("meaning" in s for row in ds.rows for s in row["sentences"]):
+        return None
+    anchors, cross, _, keys = sentence_features(task.model, DataLoader(ds, batch_size=32, collate_fn=collate), device)
+    sampler = task.objective.sampler
+    memory = getattr(sampler, "memory", None)
+    ready = memory is not None and memory.ready
+    options = getattr(sampler, "options", None)
+    scores = score_memory(
+        anchors,
+        cross,
+        keys,
+        memory.centroids if ready else None,
+        getattr(options, "cluster_on", "candidates"),
+        getattr(options, "false_negative_pairs", "anchors"),
+    )
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
 
 
 class ProgressReport:

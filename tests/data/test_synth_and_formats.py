@@ -64,3 +64,23 @@ def test_sections_and_sentences():
     assert sections["findings"].startswith("Opacity") and sections["indication"] == "cough"
     sentences = [s for _, body in report_body(sections) for s in split_sentences(body)]
     assert sentences == ["Opacity measuring 1.5 cm.", "No effusion.", "Pneumonia.", "Dr. Lee notified."]
+
+
+def test_synthetic_sentences_carry_their_meaning_outside_what_training_reads(synthetic_mimic):
+    from cmcgns.data.manifest import read_manifest
+    from cmcgns.data.pretrain_dataset import PairDataset
+
+    rows = read_manifest(synthetic_mimic).split("train")
+    sentences = [s for row in rows for s in row["sentences"]]
+    assert sentences and all(s.get("meaning") for s in sentences)  # every generated sentence has its key
+    for s in sentences:
+        finding, side, polarity = s["meaning"].split(":")
+        text = s["text"].lower()
+        if polarity == "absent":
+            assert side == "none"
+        elif side in ("left", "right"):  # the location word the generator wrote matches the key's side
+            assert side in text, (s["text"], s["meaning"])
+        if polarity == "uncertain":
+            assert any(h in text for h in ("possible", "likely", "questionable", "cannot exclude", "may represent"))
+    item = PairDataset(synthetic_mimic, "train", 32, train=False)[0]
+    assert all(isinstance(t, str) for t in item["sentences"]) and "meaning" not in item  # the model sees text only

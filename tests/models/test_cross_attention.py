@@ -52,3 +52,32 @@ def test_attention_pool_ignores_masked_rows():
     y = x.clone()
     y[:, 2:] = 50.0
     assert torch.allclose(pool(x, mask), pool(y, mask), atol=1e-5)
+
+
+def test_model_normalises_local_image_features_before_the_cross_attention():
+    """Official order: f^I is L2-normalised after its projection, and the cross-attention (hence f^{I->R})
+    and CM-MIR receive the normalised features; `normalize_patches: false` attends over the raw projection."""
+    from cmcgns.config.schema import ModelConfig
+    from cmcgns.models.cmcgns_model import CMCGNSModel
+
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 32, 32)
+    batch = {
+        "images": images,
+        "input_ids": torch.tensor([[101, 2003, 1037, 102], [101, 2003, 102, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+        "sentence_ids": torch.tensor([[-1, 0, 1, -1], [-1, 0, -1, -1]]),
+    }
+    for normalize in (True, False):
+        config = ModelConfig.model_validate({"image": {"name": "vit_tiny_patch16_224"}, "normalize_patches": normalize})
+        model = CMCGNSModel(config, image_size=32, max_sentences=2).eval()
+        with torch.no_grad():
+            feats = model.encode(batch)
+            _, raw = model.image_encoder(images)
+            local = model.image_local(raw)
+            expected = torch.nn.functional.normalize(local, dim=-1) if normalize else local
+            _, image_to_report = model.cross_attention(expected, feats.sentences, feats.sentence_mask)
+        assert torch.allclose(feats.patches, expected, atol=1e-6)
+        assert torch.allclose(feats.image_to_report, image_to_report, atol=1e-6)
+        norms = feats.patches.norm(dim=-1)
+        assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5) == normalize

@@ -124,3 +124,22 @@ def test_objective_losses_fall_on_learnable_features():
         history.append({k: float(v.detach()) for k, v in out.items() if k.endswith("_loss")})
     for key in ("global_loss", "local_image_loss", "local_report_loss"):
         assert history[-1][key] < history[0][key] - 0.3, (key, history[0][key], history[-1][key])
+
+
+def test_simsiam_follows_the_official_normalisation_order():
+    """Official: the predictor sees the raw f^{R->I} (and the normalised patches); `normalized` is ours."""
+    from cmcgns.losses.contrastive import simsiam_loss
+
+    normalize = torch.nn.functional.normalize
+    feats = features()
+    feats.report_to_image = 5.0 * feats.report_to_image  # far from unit length
+    raw = CMCGNSObjective(ObjectiveConfig(), 8, Recording(), None)
+    torch.manual_seed(0)
+    normed = CMCGNSObjective(ObjectiveConfig(simsiam_attended="normalized"), 8, Recording(), None)
+    normed.predictor.load_state_dict(raw.predictor.state_dict())
+    patches = normalize(feats.patches, dim=-1)
+    expected_raw = simsiam_loss(patches, feats.report_to_image, raw.predictor)
+    expected_normed = simsiam_loss(patches, normalize(feats.report_to_image, dim=-1), raw.predictor)
+    assert torch.allclose(raw.local_image_loss(feats), expected_raw)
+    assert torch.allclose(normed.local_image_loss(feats), expected_normed)
+    assert not torch.allclose(expected_raw, expected_normed)

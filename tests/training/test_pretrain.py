@@ -31,8 +31,10 @@ def test_resume_auto_is_bit_identical_with_centroids(tiny_pretrain_config, tmp_p
     b = torch.load(ckpt.checkpoint_path(part.run_dir, 5), weights_only=True)
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
-    assert bool(a["sampler"]["initialized"]) and a["sampler"]["centroids"].abs().sum() > 0
-    assert torch.equal(a["sampler"]["centroids"], b["sampler"]["centroids"])
+    assert bool(a["sampler"]["memory.initialized"]) and a["sampler"]["memory.centroids"].abs().sum() > 0
+    assert int(a["sampler"]["memory.refits"]) >= 1  # a refit of the queue memory happened inside the run
+    for key in ("memory.centroids", "memory.queue", "memory.queue_state", "memory.idle"):
+        assert torch.equal(a["sampler"][key], b["sampler"][key]), key
     assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
     for k in a["optimizer"]["state"]:
         assert torch.equal(a["optimizer"]["state"][k]["exp_avg"], b["optimizer"]["state"][k]["exp_avg"])
@@ -45,7 +47,7 @@ def test_checkpoint_and_exports(tiny_pretrain_config):
     cfg = tiny_pretrain_config()
     summary = pretrain(cfg, progress=False)
     state = torch.load(ckpt.list_checkpoints(cfg.run_dir)[-1], weights_only=True)
-    assert state["step"] == 5 and "centroids" in state["sampler"]
+    assert state["step"] == 5 and "memory.centroids" in state["sampler"]
     weights = load_file(summary["export"]["timm"])
     model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32)
     model.load_state_dict(weights)  # strict: timm-compatible keys
@@ -101,7 +103,7 @@ def test_bf16_autocast_with_grad_accumulation_runs_and_keeps_fp32_state(tiny_pre
     assert math.isfinite(float(rows[-1]["reconstruction_loss"])) and rows[0]["reconstruction_loss"] == ""
     state = torch.load(ckpt.list_checkpoints(cfg.run_dir)[-1], weights_only=True)
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
-    centroids = state["sampler"]["centroids"]
+    centroids = state["sampler"]["memory.centroids"]
     assert centroids.dtype == torch.float32 and torch.isfinite(centroids).all()
     assert summary["steps"] == 5
 
@@ -123,3 +125,27 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_
     with pytest.raises(TrainingError, match="non-finite loss at step 3"):
         pretrain(cfg, progress=False)
     assert [p.name for p in ckpt.list_checkpoints(cfg.run_dir)] == ["step_00000002.pt"]
+
+
+def test_summary_scores_the_memory_against_the_sentences_meanings(tiny_pretrain_config):
+    import csv
+
+    cfg = tiny_pretrain_config(
+        **{"train.evaluate": True, "head": {"name": "none"}, "stages": [{"name": "a", "steps": 4}]}
+    )
+    summary = pretrain(cfg, progress=False)
+    mechanism = summary["mechanism"]  # the synthetic data records what each sentence means
+    assert mechanism["sentences"] > 0 and 0 < mechanism["same_meaning_rate"] < 1
+    assert 1 <= mechanism["clusters_in_use"] <= 3
+    for key in ("false_negative_precision", "false_negative_recall", "nmi", "purity", "hard_negative_near_miss"):
+        assert key in mechanism
+    header = next(csv.reader((cfg.run_dir / "metrics.csv").open()))
+    for column in (
+        "sampler/clusters_in_use",
+        "sampler/cluster_entropy",
+        "sampler/false_negative_rate",
+        "sampler/within_image_cos",
+        "sampler/across_image_cos",
+        "sampler/row_to_centroid_cos",
+    ):
+        assert column in header

@@ -3,6 +3,7 @@ into sections and sentences, official train/validate/test split kept)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.data.reports.sectioning import report_body, split_sections
 from cmcgns.data.reports.sentences import split_sentences
 from cmcgns.data.synth.findings import CHEXPERT_LABELS
+from cmcgns.data.synth.layouts.mimic import MEANINGS_FILE
 from cmcgns.errors import DataError
 
 FRONTAL = ("PA", "AP")
@@ -51,6 +53,21 @@ def read_report(path: Path, drops: DropReport) -> str | None:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def synthetic_meanings(source: Path) -> dict[str, dict[str, str]] | None:
+    """study id -> {sentence as split here -> semantic key}, from the synthetic generator's sidecar (absent
+    from real downloads: None)."""
+    path = source / MEANINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({exc}); regenerate the synthetic data or delete the file") from None
+    return {
+        study: {piece: key for text, key in pairs for piece in split_sentences(text)} for study, pairs in raw.items()
+    }
+
+
 def preprocess(
     source: Path, out: Path, image_size: int, workers: int, min_sentences: int = 1, reports_root: Path | None = None
 ) -> object:
@@ -67,6 +84,7 @@ def preprocess(
         (r["subject_id"], r["study_id"]): r
         for r in read_csv(source / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id"], WHAT)
     }
+    meanings = synthetic_meanings(source)
     drops = DropReport()
     chosen: dict[tuple[str, str], dict[str, str]] = {}
     for row in metadata:
@@ -118,6 +136,8 @@ def preprocess(
         ]
         for i, s in enumerate(sentences):
             s["index"] = i
+            if meanings is not None:  # synthetic data only; None where a sentence has no recorded meaning
+                s["meaning"] = meanings.get(study, {}).get(s["text"])
         if len(sentences) > MAX_SENTENCES:
             drops.drop(str(report_path), "oversized_report", f"{len(sentences)} sentences > {MAX_SENTENCES}")
             continue

@@ -61,15 +61,31 @@ def finding_sentence(f: Finding, rng: np.random.Generator) -> str:
     return sentence[0].upper() + sentence[1:] + "."
 
 
-def write_report(findings: list[Finding], rng: np.random.Generator) -> tuple[str, str]:
-    """Return (findings section, impression section)."""
+NORMAL_KEY = "normal:none:absent"
+
+
+def meaning_key(kind: str, side: str, polarity: str) -> str:
+    """The semantic key of a sentence, ``finding:side:polarity`` (polarity present, uncertain or absent):
+    what the sentence means, written by the generator and never shown to a model."""
+    return f"{kind}:{side}:{polarity}"
+
+
+def finding_key(f: Finding) -> str:
+    return meaning_key(f.kind, f.side, "uncertain" if f.uncertain else "present")
+
+
+def write_report(findings: list[Finding], rng: np.random.Generator) -> tuple[str, str, list[tuple[str, str]]]:
+    """Return (findings section, impression section, [(sentence, semantic key)])."""
     present = {f.kind for f in findings}
     sentences = [finding_sentence(f, rng) for f in findings]
+    meanings = [(text, finding_key(f)) for text, f in zip(sentences, findings)]
     for kind, options in NEGATIONS.items():
         if kind not in present and rng.random() < 0.7:
             sentences.append(str(rng.choice(options)))
+            meanings.append((sentences[-1], meaning_key(kind, "none", "absent")))
     if not sentences:
         sentences.append("The lungs are clear.")
+        meanings.append((sentences[-1], NORMAL_KEY))
     order = rng.permutation(len(sentences))
     findings_text = " ".join(sentences[i] for i in order)
     acute = [f for f in findings if f.kind != "support_device"]
@@ -79,13 +95,15 @@ def write_report(findings: list[Finding], rng: np.random.Generator) -> tuple[str
                 ["No acute cardiopulmonary process.", "No acute intrathoracic abnormality.", "Normal chest radiograph."]
             )
         )
+        meanings.append((impression, NORMAL_KEY))
     else:
         parts = []
         for i, f in enumerate(acute[:3], start=1):
             text = finding_sentence(f, rng)
+            meanings.append((text, finding_key(f)))
             parts.append(f"{i}. {text}" if len(acute) > 1 else text)
         impression = " ".join(parts)
-    return findings_text, impression
+    return findings_text, impression, meanings
 
 
 def mimic_report_text(findings_text: str, impression: str, rng: np.random.Generator, view: str) -> str:

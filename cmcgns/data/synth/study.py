@@ -24,6 +24,7 @@ class Study:
     view: str
     objects: list[dict] = dataclasses.field(default_factory=list)
     rng: np.random.Generator | None = dataclasses.field(default=None, repr=False)
+    meanings: list[tuple[str, str]] = dataclasses.field(default_factory=list, repr=False)  # (sentence, key)
 
     def finding(self, kind: str) -> Finding | None:
         return next((f for f in self.findings if f.kind == kind), None)
@@ -54,10 +55,19 @@ def make_study(seed: int, index: int, size: int, *, force: str | None = None, wi
     objects: list[dict] = []
     if with_objects and rng.random() < 0.5:
         img, objects = foreign_objects(rng, canvas, img, geo)
-    findings_text, impression = write_report(findings, rng)
+    findings_text, impression, meanings = write_report(findings, rng)
     view = str(rng.choice(["PA", "AP"], p=(0.7, 0.3)))
     return Study(
-        index, finish(img, rng), findings, chexpert_labels(findings), findings_text, impression, view, objects, rng
+        index,
+        finish(img, rng),
+        findings,
+        chexpert_labels(findings),
+        findings_text,
+        impression,
+        view,
+        objects,
+        rng,
+        meanings,
     )
 
 

@@ -9,11 +9,15 @@ from pathlib import Path
 from cmcgns.data.synth.findings import CHEXPERT_LABELS
 from cmcgns.data.synth.layouts._csv import label_cell, write_csv
 from cmcgns.data.synth.reports import mimic_report_text
+from cmcgns.io.atomic import write_json
 from cmcgns.data.synth.study import corrupt_file, lateral_view, make_study, save_image, stable_hex, study_rng
 
 SPLIT_FILE = "mimic-cxr-2.0.0-split.csv.gz"
 METADATA_FILE = "mimic-cxr-2.0.0-metadata.csv.gz"
 CHEXPERT_FILE = "mimic-cxr-2.0.0-chexpert.csv.gz"
+# not part of the official layout: what every generated sentence means, for scoring a sampler's clusters
+# (cmcgns preprocess carries it into the manifest's sentences as `meaning`; the model never reads it)
+MEANINGS_FILE = "synthetic-sentence-meanings.json"
 
 
 def ids(index: int) -> tuple[int, int]:
@@ -55,6 +59,7 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
                 "view": view,
                 "size": pixels.shape,
                 "labels": study.labels,
+                "meanings": study.meanings,
             }
         )
     report_path = out / folder.parent / f"s{study_id}.txt"
@@ -72,6 +77,8 @@ def write_study(out: Path, seed: int, index: int, size: int, corrupt: bool) -> l
 
 
 def finalize(out: Path, rows: list[dict], seed: int = 0) -> None:
+    meanings = {str(r["study_id"]): r["meanings"] for r in rows}
+    write_json(out / MEANINGS_FILE, dict(sorted(meanings.items())))
     write_csv(
         out / SPLIT_FILE,
         ["dicom_id", "study_id", "subject_id", "split"],

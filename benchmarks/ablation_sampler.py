@@ -106,12 +106,16 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
         {
             "run_dir": str(root / "runs" / f"{name.replace(' ', '_')}-{seed}"),
             "data": {
-                "manifest": str(root / "data" / "mimic-cxr"),
+                "manifest": str(data_root(root, args) / "mimic-cxr"),
                 "image_size": args.image_size,
                 "eval_split": "val+test",
             },
             "model": {
-                "image": {"name": "vit_tiny_patch16_224"},
+                "image": {
+                    "name": args.image,
+                    "pretrained_path": str(args.image_weights) if args.image_weights else None,
+                },
+                "normalize_patches": v.get("normalize_patches", True),
                 "embed_dim": 128,
                 "cross_attention": v["cross_attention"],
             },
@@ -133,6 +137,10 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
             "stages": stages,
         }
     )
+
+
+def data_root(root: Path, args: argparse.Namespace) -> Path:
+    return root / f"data-{args.studies}-{args.image_size}px"
 
 
 def evaluate_initial(config) -> dict[str, float]:
@@ -193,6 +201,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--clusters", type=int, default=32)
+    ap.add_argument("--image", default="vit_tiny_patch16_224", help="timm image encoder")
+    ap.add_argument(
+        "--image-weights", type=Path, default=None, help="its ImageNet weights (safetensors); unset = random"
+    )
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument(
         "--variants", default="default", help="';'-separated names from VARIANTS, 'default' (the first seven) or 'all'"
@@ -219,7 +231,7 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
-    ensure_synthetic("mimic-cxr", args.root / "data", args.studies, 0, 128, args.image_size, workers=2)
+    ensure_synthetic("mimic-cxr", data_root(args.root, args), args.studies, 0, 128, args.image_size, workers=2)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     setting = {
@@ -228,6 +240,8 @@ def main() -> None:
         "batch": args.batch,
         "image_size": args.image_size,
         "clusters": args.clusters,
+        "image": args.image,
+        "image_weights": str(args.image_weights) if args.image_weights else None,
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
     }

@@ -48,7 +48,9 @@ def test_resolved_config_round_trips(tmp_path):
     assert load_config(PretrainConfig, written) == cfg
 
 
-@pytest.mark.parametrize("name", ["cm-cgns-vit-b16", "cm-cgns-resnet50", "convirt", "mgca", "demo"])
+@pytest.mark.parametrize(
+    "name", ["cm-cgns-vit-b16", "cm-cgns-resnet50", "cm-cgns-vit-b16-official", "convirt", "mgca", "demo"]
+)
 def test_packaged_configs_load_by_name_and_validate_their_components(name):
     from cmcgns.training.pretrain import resolve_components
 
@@ -68,6 +70,10 @@ def test_packaged_configs_load_by_name_and_validate_their_components(name):
             (20, True, True),
         ]
         assert cfg.head.options["decoder_layers"] == 6 and cfg.head.options["scale"] == 10.0
+        official = name.endswith("-official")  # the official code verbatim; the others: the setting that learns
+        assert cfg.sampler.options["memory"] == ("official" if official else "queue")
+        assert cfg.model.cross_attention == ("sigmoid" if official else "softmax")
+        assert cfg.objective.local_report_temperature == (1.0 if official else 0.1)
 
 
 @pytest.mark.parametrize("name", ["cm-cgns-vit-b16", "convirt"])

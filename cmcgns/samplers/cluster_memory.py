@@ -13,7 +13,7 @@ Two memories (``memory`` option):
   ``init_warmup_steps`` and the queue holds at least ``init_pool`` rows (default 4 K) from at least K
   reports: k-means++ seeding over the queue, then a spherical k-means fit. Every ``refit_every`` steps
   the centroids are refit to the queue (Lloyd iterations from the current centroids, empty clusters
-  re-seeded with the worst-fitting rows); between refits the EMA moves them, and a centroid without
+  re-seeded; faiss-cpu for rows on a CPU, torch on a GPU); between refits the EMA moves them, and a centroid without
   members for ``reseed_idle_after`` steps is re-seeded with one of the step's worst-fitting rows.
 
 The rows are the gathered batch, identical on every rank, and every operation is deterministic, so
@@ -133,7 +133,7 @@ class ClusterMemory(nn.Module):
         else:
             seeds = kmeans.kmeans_plus_plus(rows, opts.num_clusters, generator)
         if opts.memory == "queue":
-            seeds = kmeans.spherical_kmeans(rows, seeds, opts.refit_iterations)
+            seeds = kmeans.refit(rows, seeds, opts.refit_iterations, opts.refit_backend)
         self.centroids.copy_(ddp.broadcast(seeds.to(self.centroids)))
         self.initialized.fill_(True)
         self.pool = self.pool[:0]
@@ -156,7 +156,9 @@ class ClusterMemory(nn.Module):
                 centroids = kmeans.reseed(centroids, dead, clustered)
                 self.idle.masked_fill_(dead, 0)
             if (problem.step + 1) % opts.refit_every == 0:
-                centroids = ddp.broadcast(kmeans.spherical_kmeans(self.queue_rows, centroids, opts.refit_iterations))
+                centroids = ddp.broadcast(
+                    kmeans.refit(self.queue_rows, centroids, opts.refit_iterations, opts.refit_backend)
+                )
                 self.refits += 1
         self.centroids.copy_(centroids)
         self.updates += 1

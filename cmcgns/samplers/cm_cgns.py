@@ -77,6 +77,9 @@ class CMCGNSOptions(Options):
     queue_size: int = pydantic.Field(2048, ge=2, description="queue memory: recent rows kept for seeding and refits")
     refit_every: int = pydantic.Field(10, ge=1, description="queue memory: spherical k-means refit every N steps")
     refit_iterations: int = pydantic.Field(10, ge=1, description="queue memory: Lloyd iterations of a refit")
+    refit_backend: Literal["auto", "torch", "faiss"] = pydantic.Field(
+        "auto", description="queue memory: k-means library; auto = faiss-cpu for CPU rows, torch on a GPU"
+    )
     reseed_idle_after: int = pydantic.Field(
         2, ge=0, description="queue memory: re-seed a centroid with no members for N steps (0 = never)"
     )

@@ -150,3 +150,12 @@ def test_memory_state_resumes_bit_identically_mid_pool_and_mid_queue():
                 assert torch.equal(resumed(p).loss, out.loss), (memory, step)
         assert full.ready and torch.equal(resumed.centroids, full.centroids)
         assert torch.equal(resumed.state_dict()["memory.queue"], full.state_dict()["memory.queue"])
+
+
+def test_faiss_and_torch_refits_give_the_same_assignments():
+    x, _ = skewed_batch(n=512)
+    seeds = kmeans.kmeans_plus_plus(x, 8, torch.Generator().manual_seed(0))
+    ours = kmeans.refit(x, seeds, 10, "torch")
+    theirs = kmeans.refit(x, seeds, 10, "faiss")
+    assert float((kmeans.assign(x, ours) == kmeans.assign(x, theirs)).float().mean()) > 0.99
+    assert torch.equal(kmeans.refit(x, seeds, 10, "faiss"), theirs)  # deterministic: resume and ranks agree

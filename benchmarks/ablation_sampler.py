@@ -174,6 +174,55 @@ def memory_health(run_dir: Path) -> dict[str, list]:
     return out
 
 
+MECHANISM = [
+    "clusters_in_use",
+    "cluster_entropy",
+    "purity",
+    "nmi",
+    "flagged_rate",
+    "false_negative_precision",
+    "false_negative_recall",
+    "same_meaning_rate",
+    "hard_negative_near_miss",
+    "hard_negative_same_meaning",
+]
+
+
+def _cell(values: list[float]) -> str:
+    values = [v for v in values if v is not None and v == v]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def summarise_mechanism(rows: list[dict]) -> str:
+    """The memory scored on the held-out sentences at the end of each run (mean ± std over seeds)."""
+    lines = ["| variant | " + " | ".join(MECHANISM) + " |", "|---" * (len(MECHANISM) + 1) + "|"]
+    for name in [n for n in VARIANTS if any(r["variant"] == n for r in rows)]:
+        mine = [r for r in rows if r["variant"] == name]
+        lines.append(
+            f"| {name} | " + " | ".join(_cell([r.get(f"mechanism/{m}") for r in mine]) for m in MECHANISM) + " |"
+        )
+    return "\n".join(lines)
+
+
+def summarise_health(rows: list[dict], key: str = "trace/clusters_in_use") -> str:
+    """A per-step trace (clusters in use by default) at a few logged steps, mean ± std over seeds."""
+    traced = [r for r in rows if r.get(key)]
+    if not traced:
+        return ""
+    steps = traced[0]["logged_steps"]
+    shown = sorted({steps[0], steps[len(steps) // 4], steps[len(steps) // 2], steps[3 * len(steps) // 4], steps[-1]})
+    lines = ["| variant | " + " | ".join(f"step {s}" for s in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for name in [n for n in VARIANTS if any(r["variant"] == n and r.get(key) for r in rows)]:
+        mine = [r for r in traced if r["variant"] == name]
+        cells = [_cell([r[key][r["logged_steps"].index(s)] for r in mine if s in r["logged_steps"]]) for s in shown]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summarise(rows: list[dict]) -> str:
     names = ["random init"] + [n for n in VARIANTS if any(r["variant"] == n for r in rows)]
     lines = ["| variant | seeds | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 2) + "|"]
@@ -220,7 +269,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.summarise_only:
-        print(summarise([json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]))
+        rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
+        print(summarise(rows))
+        print()
+        print(summarise_mechanism(rows))
+        for key in ("trace/clusters_in_use", "trace/cluster_entropy", "trace/local_report_loss"):
+            print(f"\n{key}\n" + summarise_health(rows, key))
         return
     from cmcgns.data.bootstrap import ensure_synthetic
     from cmcgns.training.pretrain import pretrain

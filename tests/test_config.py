@@ -74,6 +74,7 @@ def test_packaged_configs_load_by_name_and_validate_their_components(name):
         assert cfg.sampler.options["memory"] == ("official" if official else "queue")
         assert cfg.model.cross_attention == ("sigmoid" if official else "softmax")
         assert cfg.objective.local_report_temperature == (1.0 if official else 0.1)
+        assert cfg.sampler.options["hard_negative_weighting"] == ("logit" if official else "count")
 
 
 @pytest.mark.parametrize("name", ["cm-cgns-vit-b16", "convirt"])

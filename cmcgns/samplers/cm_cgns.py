@@ -12,8 +12,10 @@ batch of sentences):
    greedy-chain initialisation over every pooled row. Before initialisation the loss is plain InfoNCE.
 2. **Hard negatives.** Each anchor is assigned to its most similar centroid; the centroid with the
    2nd-highest cosine (its own cluster's centre skipped) is appended as one extra candidate column,
-   with logit ``hard_negative_weight * cos / T`` (official ``logit`` weighting, weight 3) or
-   ``cos / T + log(weight)`` (``count``: the column counts ``weight`` times, as ClusterNS). Unlike the
+   with logit ``cos / T + log(weight)`` (``count``, the default: the column counts ``weight`` times, as
+   ClusterNS) or ``hard_negative_weight * cos / T`` (the official ``logit`` weighting, weight 3: with a
+   memory that fits the features at T = 0.1 the centroid is about as close as the positive and its
+   tripled logit dominates the row; benchmarks/README.md). Unlike the
    official code, other anchors' hard negatives do not leak into a row as constant e^0 terms.
 3. **False negatives** are flagged pairs (a, b), b != a. ``false_negative_pairs: anchors`` (official):
    anchors a and b fall in the same cluster; ``anchor-candidate``: anchor a's cluster is candidate b's.
@@ -87,7 +89,9 @@ class CMCGNSOptions(Options):
     hard_negatives: bool = True
     hard_negative_weight: float = pydantic.Field(3.0, gt=0.0)
     hard_negative_weighting: Literal["logit", "count"] = pydantic.Field(
-        "logit", description="logit = weight x cos / T (official); count = cos / T + log(weight) (ClusterNS)"
+        "count",
+        description="count = cos / T + log(weight) (ClusterNS; measured default); logit = weight x cos / T "
+        "(official: at T = 0.1 a close centroid's logit dominates the row)",
     )
     false_negatives: Literal["bml", "mask", "soft", "none"] = "bml"
     false_negative_pairs: Literal["anchors", "anchor-candidate"] = pydantic.Field(

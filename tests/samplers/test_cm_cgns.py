@@ -84,7 +84,7 @@ def test_bml_acts_only_on_same_cluster_pairs():
 
 def test_hard_negative_is_the_second_nearest_centroid_with_logit_weight():
     feats, centers = clustered()
-    out = ready_sampler(centers, false_negatives="none", hard_negative_weight=3.0)(
+    out = ready_sampler(centers, false_negatives="none", hard_negative_weight=3.0, hard_negative_weighting="logit")(
         problem(feats, feats, temperature=0.5)
     )
     idx, hard_cos = second_nearest_centroid(feats, centers)

@@ -13,21 +13,10 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from cmcgns.samplers import kmeans
-
-
-def faiss_fit(x: np.ndarray, seeds: np.ndarray, iterations: int) -> np.ndarray:
-    import faiss
-
-    km = faiss.Kmeans(x.shape[1], seeds.shape[0], niter=iterations, spherical=True, verbose=False)
-    km.cp.min_points_per_centroid = 1
-    km.cp.max_points_per_centroid = 1 << 30  # no subsampling: every row, as ours
-    km.train(x, init_centroids=seeds)
-    return km.centroids
 
 
 def main() -> None:
@@ -52,9 +41,9 @@ def main() -> None:
         ours = kmeans.spherical_kmeans(x, seeds, args.iterations)
         times["torch"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        theirs = torch.from_numpy(faiss_fit(x.numpy().copy(), seeds.numpy().copy(), args.iterations))
+        theirs = kmeans.spherical_kmeans_faiss(x, seeds, args.iterations)
         times["faiss"].append(time.perf_counter() - t)
-    a, b = kmeans.assign(x, ours), kmeans.assign(x, F.normalize(theirs, dim=1))
+    a, b = kmeans.assign(x, ours), kmeans.assign(x, theirs)
     agree = float((a == b).float().mean())
     med = {k: statistics.median(v) for k, v in times.items()}
     print(

@@ -59,9 +59,10 @@ def entropy(counts: torch.Tensor) -> torch.Tensor:
     return h / math.log(max(2, counts.numel()))
 
 
-def _fill_from_worst_rows(centroids: torch.Tensor, replace: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Centroids with the rows of x that fit the current centroids worst (lowest best cosine) put in place of
-    the centroids marked `replace` [K] (distinct rows while there are enough). Tensor ops only: no host read."""
+def reseed(centroids: torch.Tensor, replace: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Centroids with the rows of x [N, E] that fit the current centroids worst (lowest best cosine) put in
+    place of the centroids marked `replace` [K] (distinct rows while there are enough). Tensor ops only: no
+    host read."""
     best = (x @ centroids.t()).max(dim=1).values
     order = best.argsort()  # worst-fitting rows first
     slot = (replace.long().cumsum(0) - 1).clamp_min(0) % x.shape[0]
@@ -98,13 +99,8 @@ def spherical_kmeans(x: torch.Tensor, centroids: torch.Tensor, iterations: int) 
         sums, counts = cluster_sums(x, labels, k)
         moved = F.normalize(sums, dim=1)
         centroids = torch.where((counts > 0).unsqueeze(1), moved, centroids)
-        centroids = _fill_from_worst_rows(centroids, counts == 0, x)
+        centroids = reseed(centroids, counts == 0, x)
     return centroids
-
-
-def reseed(centroids: torch.Tensor, dead: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Replace the centroids marked `dead` [K] by the rows of x [N, E] that fit the memory worst."""
-    return _fill_from_worst_rows(centroids, dead, x)
 
 
 def spherical_kmeans_faiss(x: torch.Tensor, centroids: torch.Tensor, iterations: int) -> torch.Tensor:

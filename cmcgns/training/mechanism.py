@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from cmcgns.samplers import kmeans
+from cmcgns.samplers.cm_cgns import flagged_pairs, second_nearest_centroid
 
 SIDES = {"left", "right", "bilateral"}
 
@@ -94,11 +95,10 @@ def score_memory(
         members.setdefault(label, Counter())[key] += 1
     anchor_labels = kmeans.assign(anchors, centroids)
     candidate_labels = labels if cluster_on == "candidates" else kmeans.assign(cross, centroids)
-    columns = anchor_labels if false_negative_pairs == "anchors" else candidate_labels
-    flagged = (anchor_labels.unsqueeze(1) == columns.unsqueeze(0)) & off
+    flagged = flagged_pairs(anchor_labels, candidate_labels, slice(0, n), false_negative_pairs)
     hits = float((flagged & same).sum())
     majority = {label: c.most_common(1)[0][0] for label, c in members.items()}
-    hard = (anchors @ centroids.t()).topk(2, dim=1).indices[:, 1].tolist()
+    hard = second_nearest_centroid(anchors, centroids)[0].tolist()
     hard_keys = [majority.get(h) for h in hard]
     out.update(
         clusters_in_use=float((counts > 0).sum()),

@@ -372,8 +372,12 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     out["linear_probe_auc_10pct"] = linear_probe_auc_fraction(*probe, fraction=0.1)
     out["linear_probe_auc_1pct"] = linear_probe_auc_fraction(*probe, fraction=0.01)
     model.train()
-    # null (valid JSON) where a probe cannot be computed, e.g. no label with enough positives at 1 %
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in out.items()}
+    return nan_to_none(out)
+
+
+def nan_to_none(values: dict[str, Any]) -> dict[str, Any]:
+    """null (valid JSON) where a value cannot be computed, e.g. no label with enough positives at 1 %."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
 
 
 def score_sampler(task: PretrainTask, config: PretrainConfig, manifest: Path, collate, device) -> dict | None:
@@ -398,7 +402,7 @@ def score_sampler(task: PretrainTask, config: PretrainConfig, manifest: Path, co
         getattr(options, "cluster_on", "candidates"),
         getattr(options, "false_negative_pairs", "anchors"),
     )
-    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
+    return nan_to_none(scores)
 
 
 class ProgressReport:

@@ -128,3 +128,18 @@ def test_an_untrained_head_is_scored_without_a_training_step(data_root, tmp_path
     assert 0.0 <= out["dice"] <= 1.0 and math.isfinite(out["loss"])
     logged = [line for path in tmp_path.glob("mm/*/vis_data/scalars.json") for line in path.read_text().splitlines()]
     assert not [line for line in logged if '"lr"' in line]  # no training step logged
+
+
+@pytest.mark.mm
+def test_two_runs_started_within_one_second_log_to_their_own_folders(data_root, tmp_path, monkeypatch):
+    """mmengine names its logger after the second a Runner starts; an untrained-head baseline takes
+    less than that, and the second run used to write through the first run's closed mm.log
+    ("I/O operation on closed file")."""
+    import time
+
+    monkeypatch.setattr(time, "strftime", lambda fmt, *args: "20260101_000000")  # both runs in one second
+    options = {"protocol": "fast", "iters": 3, "batch_size": 4, "image_size": 32, "untrained": True}
+    for work in ("first", "second"):
+        out = _run("rsna-seg", options, data_root, tmp_path / work)
+        assert 0.0 <= out["dice"] <= 1.0
+        assert [json.loads(p.read_text())["seg/dice"] for p in (tmp_path / work / "mm").glob("*/*.json")] == [out["dice"]]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 COMPONENTS_MODULE = "cmcgns.downstream.mm.components"
+_RUN_NUMBERS = itertools.count()
 
 
 def allow_mmengine_checkpoint_globals() -> None:
@@ -49,7 +52,10 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
     work_dir.mkdir(parents=True, exist_ok=True)
     backend = "nccl" if device.startswith("cuda") else "gloo"
     launched = distributed.init_from_env(backend)
-    cfg_dict = dict(cfg_dict, work_dir=str(work_dir))
+    # mmengine names its logger, message hub and visualizer after the experiment, by default the
+    # second the Runner started: two runs started within one second (an untrained-head baseline
+    # takes less) would share the first run's logger, whose stream is that run's closed mm.log.
+    cfg_dict = dict(cfg_dict, work_dir=str(work_dir), experiment_name=f"cmcgns-{os.getpid()}-{next(_RUN_NUMBERS)}")
     if launched:
         cfg_dict["launcher"] = "pytorch"
         cfg_dict["env_cfg"] = dict(cfg_dict.get("env_cfg", {}), dist_cfg=dict(backend=backend))
@@ -76,9 +82,22 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
             metrics = runner.test()
         finally:
             logging.captureWarnings(False)
+            _release_logger(cfg_dict["experiment_name"])
     out = {k: float(v) for k, v in metrics.items()}
     best = [hook for hook in runner.hooks if isinstance(hook, BestValidationState)]
     if best and train:
         out["selected_epoch"] = float(best[0].epoch)
         out["trained_epochs"] = float(runner.epoch)
     return out
+
+
+def _release_logger(experiment_name: str) -> None:
+    """Close the handlers of the run's MMLogger (its file handler would stay open for the life of
+    the process) and forget the instance, so no later code logs through a stream this run closed."""
+    from mmengine.logging import MMLogger
+
+    for name in [n for n in MMLogger._instance_dict if n.startswith(experiment_name)]:
+        logger = MMLogger._instance_dict.pop(name)
+        for handler in list(logger.handlers):
+            handler.close()
+            logger.removeHandler(handler)

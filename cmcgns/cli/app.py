@@ -100,7 +100,12 @@ def pretrain(
         None, "--config", "-c", help="YAML config file, or a packaged config name (see --list-configs)"
     ),
     overrides: list[str] | None = set_option("train.lr=1e-4 --set sampler.options.num_clusters=64", "config override"),
-    sampler: str | None = typer.Option(None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns"),
+    sampler: str | None = typer.Option(
+        None, help="negative sampler plugin, e.g. cm-cgns, in-batch, cluster-ns (starts from its default options)"
+    ),
+    head: str | None = typer.Option(
+        None, help="reconstruction head plugin, e.g. cm-mir, or none (starts from its default options)"
+    ),
     resume: str | None = typer.Option(None, help="'auto' (latest checkpoint in run_dir) or a checkpoint path"),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="start again in a run_dir that holds an earlier run's checkpoints"
@@ -126,7 +131,9 @@ def pretrain(
             console.print(f"[bold]{name}[/]  {description}", highlight=False)
         return
 
-    sets = list(overrides or []) + ([f"sampler.name={sampler}"] if sampler else [])
+    switches = [f"sampler.name={sampler}"] if sampler else []
+    switches += [f"head.name={head}"] if head else []
+    sets = list(overrides or []) + switches  # --set options for the new component apply on top of its defaults
     cfg = resolve_components(load_config(PretrainConfig, config, sets))
     if print_config:
         console.print(dump_config(cfg), highlight=False)
@@ -267,11 +274,12 @@ def benchmark(
 @app.command()
 @reports_errors
 def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List registered components: name, kind, plugin, version, source; --json adds each one's options
-    (type, default, description), the keys `--set sampler.options.KEY=VALUE` accepts."""
+    """List registered components: name, kind, plugin, version, source; plugins that failed to load
+    are listed with their error. --json adds each component's options (type, default, description),
+    the keys `--set sampler.options.KEY=VALUE` accepts."""
     from cmcgns.plugins.manager import get_registry
 
-    registry = get_registry()
+    registry = get_registry(warn=False)  # the failures are listed here
     rows = [
         {
             "name": c.name,
@@ -280,20 +288,52 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
             "version": c.version,
             "source": c.source,
             "description": c.description,
+            "status": "ok",
         }
         for c in registry.components()
+    ]
+    failed = [
+        {
+            "name": f.plugin,
+            "kind": "plugin",
+            "plugin": f.plugin,
+            "version": f.version,
+            "source": f.source,
+            "description": "",
+            "status": "failed",
+            "error": f.error,
+        }
+        for f in registry.failures
     ]
     if as_json:
         for row, component in zip(rows, registry.components()):
             row["options"] = component.describe_options()
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows + failed, indent=2))
         return
-    table = Table(title="cmcgns plugins")
-    for col in ("name", "kind", "plugin", "version", "source", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*(str(r[c]) for c in ("name", "kind", "plugin", "version", "source", "description")))
-    console.print(table)
+    if console.width >= 140:
+        table = Table(title="cmcgns plugins")
+        for col in ("name", "kind", "plugin", "version", "source", "description"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(*(str(r[c]) for c in ("name", "kind", "plugin", "version", "source", "description")))
+        console.print(table)
+    else:  # one line per component; only the description gives way to a narrow terminal
+        typer.echo("\n".join(_compact_table(rows, ("name", "kind", "plugin", "description"), console.width)))
+    for f in failed:
+        typer.echo(f"FAILED plugin {f['plugin']!r} ({f['source']}): {f['error']}")
+    if console.width < 140:
+        typer.echo("full descriptions, versions, sources and options: cmcgns plugins --json")
+
+
+def _compact_table(rows: list[dict], columns: tuple[str, ...], width: int) -> list[str]:
+    widths = [max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns[:-1]]
+    room = max(10, width - sum(widths) - 2 * len(widths))
+
+    def line(values: list[str]) -> str:
+        last = values[-1] if len(values[-1]) <= room else values[-1][: room - 1] + "…"
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths)) + "  " + last
+
+    return [line(list(columns))] + [line([str(r[c]) for c in columns]) for r in rows]
 
 
 @app.command("text-model")

@@ -85,6 +85,35 @@ def format_validation_error(
     return "\n".join(lines)
 
 
+def _component_fields(model: type[pydantic.BaseModel]) -> dict[str, str]:
+    """Top-level fields that name a plugin component ({name, options}), with their default name."""
+    from cmcgns.config.schema import Component
+
+    out = {}
+    for field, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, Component):
+            out[field] = info.annotation.model_fields["name"].get_default()
+    return out
+
+
+def _restart_switched_components(model: type[pydantic.BaseModel], data: dict[str, Any], overrides: list[str]) -> None:
+    """`--set sampler.name=in-batch` (or `--sampler`, `--head`) on a config written for another
+    component starts from the new component's defaults: the file's options were written for the
+    old one. Options given on the command line still apply (they are applied after this)."""
+    from cmcgns.config.overrides import parse_override
+
+    components = _component_fields(model)
+    final_names: dict[str, Any] = {}  # the last `--set FIELD.name=` of each component wins
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) == 2 and parts[0] in components and parts[1] == "name":
+            final_names[parts[0]] = value
+    for field, name in final_names.items():
+        section = data.get(field)
+        if isinstance(section, dict) and name != section.get("name", components[field]):
+            section["options"] = {}
+
+
 def load_config(model: type[ModelT], path: str | Path | None = None, overrides: list[str] | None = None) -> ModelT:
     if path:
         from cmcgns.config.packaged import resolve_config
@@ -96,6 +125,7 @@ def load_config(model: type[ModelT], path: str | Path | None = None, overrides: 
         if rest[:1].isdigit() and top not in data and top in model.model_fields:
             default = model.model_fields[top].get_default(call_default_factory=True)
             data[top] = pydantic.TypeAdapter(Any).dump_python(default, mode="json")
+    _restart_switched_components(model, data, list(overrides or []))
     data = apply_overrides(data, list(overrides or []))
     source = str(path) if path else "<defaults>"
     if overrides:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import os
+import sys
 from types import ModuleType
 
 import pluggy
@@ -42,70 +44,122 @@ def _builtin_modules() -> list[ModuleType]:
     return [importlib.import_module(name) for name in BUILTIN_PLUGINS]
 
 
-def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]]]:
-    """Return the manager and, per registered plugin name, its (version, source)."""
+@dataclasses.dataclass(frozen=True)
+class PluginFailure:
+    """An external plugin that could not be loaded or registered: it is left out, the rest goes on."""
+
+    plugin: str
+    version: str
+    source: str
+    error: str
+
+    def warning_line(self) -> str:
+        return (
+            f"cmcgns: warning: plugin {self.plugin!r} ({self.source}) is skipped: {self.error} "
+            f"(fix or uninstall it, or set {DISABLE_EXTERNAL_ENV}=1)"
+        )
+
+
+def _external_modules(origins: dict[str, tuple[str, str]]):
+    """(name, version, source, module or PluginFailure) for every entry point of group `cmcgns`."""
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        dist_name = dist.metadata["Name"] if dist is not None else "?"
+        version = dist.version if dist is not None else "?"
+        source = f"entry point {dist_name}"
+        label = f"{entry_point.value}, from {dist_name}"
+        if entry_point.name in origins:
+            error = f"its name is already used by another plugin ({label})"
+            yield entry_point.name, version, source, PluginFailure(entry_point.name, version, source, error)
+            continue
+        try:
+            module = entry_point.load()
+        except (Exception, SystemExit) as exc:  # a broken third-party plugin must not look like our bug (nor exit)
+            error = f"failed to load ({label}): {type(exc).__name__}: {exc}"
+            yield entry_point.name, version, source, PluginFailure(entry_point.name, version, source, error)
+            continue
+        yield entry_point.name, version, source, module
+
+
+def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]], list[PluginFailure]]:
+    """Return the manager, per registered plugin name its (version, source), and the external
+    plugins that were left out because they failed to load, register or validate."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
     for module in _builtin_modules():
         pm.register(module, name=module.__name__)
         origins[module.__name__] = (__version__, "builtin")
+    pm.check_pending()  # a built-in with a misspelt hook is our bug: fail loudly
+    failures: list[PluginFailure] = []
     if external_plugins_disabled():
-        return pm, origins
-    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = entry_point.dist
-        dist_name = dist.metadata["Name"] if dist is not None else "?"
-        version = dist.version if dist is not None else "?"
-        label = f"{entry_point.name} ({entry_point.value}, from {dist_name})"
-        if entry_point.name in origins:
-            raise PluginError(f"plugin name {entry_point.name!r} is used twice: {label}")
+        return pm, origins, failures
+    for name, version, source, loaded in _external_modules(origins):
+        if isinstance(loaded, PluginFailure):
+            failures.append(loaded)
+            continue
         try:
-            module = entry_point.load()
-        except (Exception, SystemExit) as exc:  # a broken third-party plugin must not look like our bug (nor exit)
-            raise PluginError(f"plugin {label} failed to load: {type(exc).__name__}: {exc}") from exc
-        try:
-            pm.register(module, name=entry_point.name)
-        except Exception as exc:
-            raise PluginError(f"plugin {label} could not be registered: {exc}") from exc
-        origins[entry_point.name] = (version, f"entry point {dist_name}")
-    try:
-        pm.check_pending()  # a hook name with a typo would otherwise be ignored without a word
-    except pluggy.PluginValidationError as exc:
-        label = next((f"{n} ({o[1]})" for n, o in origins.items() if n == getattr(exc.plugin, "__name__", None)), "")
-        raise PluginError(f"plugin {label or exc.plugin!r}: {exc}; hooks are {', '.join(_hook_names())}") from None
-    return pm, origins
+            pm.register(loaded, name=name)
+            pm.check_pending()  # a hook name with a typo would otherwise be ignored without a word
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            if pm.is_registered(loaded):
+                pm.unregister(loaded)
+            error = f"{exc}; hooks are {', '.join(_hook_names())}"
+            failures.append(PluginFailure(name, version, source, error))
+            continue
+        origins[name] = (version, source)
+    return pm, origins, failures
 
 
 def _hook_names() -> list[str]:
     return [name for name in dir(hookspecs) if name.startswith("register_")]
 
 
+def _register_plugin(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, version: str, source: str) -> None:
+    label = BUILTIN_PLUGIN_NAME if source == "builtin" else plugin_name
+    for kind, hook_name in KINDS.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name != plugin_name:
+                continue
+            try:
+                impl.function(register=registry.make_register(kind, label, version, source))
+            except PluginError:
+                raise
+            except (Exception, SystemExit) as exc:
+                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
 def build_registry() -> Registry:
-    pm, origins = build_plugin_manager()
+    """Built-ins first (a failure there is raised: it is our bug), then each external plugin, all of
+    its components or none: a plugin that fails is recorded in `registry.failures` and left out."""
+    pm, origins, failures = build_plugin_manager()
     registry = Registry()
     registry.plugins.append({"plugin": BUILTIN_PLUGIN_NAME, "version": __version__, "source": "builtin"})
     for plugin_name, (version, source) in origins.items():
-        if source != "builtin":
-            registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
-    for kind, hook_name in KINDS.items():
-        hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order: built-ins first, so a clash blames the plugin
-            version, source = origins.get(impl.plugin_name, ("?", "?"))
-            label = BUILTIN_PLUGIN_NAME if source == "builtin" else impl.plugin_name
-            register = registry.make_register(kind, label, version, source)
-            try:
-                impl.function(register=register)
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
+        if source == "builtin":
+            _register_plugin(registry, pm, plugin_name, version, source)
+    for plugin_name, (version, source) in origins.items():
+        if source == "builtin":
+            continue
+        snapshot = registry.snapshot()
+        try:
+            _register_plugin(registry, pm, plugin_name, version, source)
+        except PluginError as exc:
+            registry.restore(snapshot)
+            failures.append(PluginFailure(plugin_name, version, source, str(exc)))
+            continue
+        registry.plugins.append({"plugin": plugin_name, "version": version, "source": source})
+    registry.failures = failures
     return registry
 
 
-def get_registry(refresh: bool = False) -> Registry:
+def get_registry(refresh: bool = False, warn: bool = True) -> Registry:
+    """The process-wide registry; the first build prints one warning line per skipped plugin on
+    stderr (`warn=False` for `cmcgns plugins`, which lists them)."""
     global _REGISTRY
     if _REGISTRY is None or refresh:
         _REGISTRY = build_registry()
+        if warn:
+            for failure in _REGISTRY.failures:
+                print(failure.warning_line(), file=sys.stderr)
     return _REGISTRY

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pydantic
 
-from cmcgns.errors import ConfigError, PluginError
+from cmcgns.errors import CmcgnsError, ConfigError, PluginError
 from cmcgns.plugins.options import NoOptions
 
 # names a plugin cannot take because a command already gives them a meaning (`cmcgns preprocess verify DIR`)
@@ -59,13 +59,33 @@ class Component:
         return out
 
     def build(self, raw_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
-        return self.factory(self.validate_options(raw_options), **kwargs)
+        options = self.validate_options(raw_options)
+        if self.source == "builtin":
+            return self.factory(options, **kwargs)
+        try:  # a third-party factory's failure names its plugin, not a traceback into ours
+            built = self.factory(options, **kwargs)
+        except CmcgnsError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise PluginError(
+                f"{self.kind} {self.name!r} (plugin {self.plugin}) failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
+        if built is None:
+            raise PluginError(f"{self.kind} {self.name!r} (plugin {self.plugin}): its factory returned None")
+        return built
 
 
 class Registry:
     def __init__(self) -> None:
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
         self.plugins: list[dict[str, str]] = []
+        self.failures: list[Any] = []  # manager.PluginFailure: external plugins left out
+
+    def snapshot(self) -> dict[str, dict[str, Component]]:
+        return {kind: dict(found) for kind, found in self._components.items()}
+
+    def restore(self, snapshot: dict[str, dict[str, Component]]) -> None:
+        self._components = {kind: dict(found) for kind, found in snapshot.items()}
 
     def make_register(self, kind: str, plugin: str, version: str, source: str) -> Callable[..., None]:
         def register(
@@ -121,7 +141,8 @@ class Registry:
             return self._components[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._components[kind])) or "none"
-            raise ConfigError(f"unknown {kind} {name!r}; available: {known}") from None
+            skipped = "".join(f"; plugin {f.plugin!r} was skipped and may provide it: {f.error}" for f in self.failures)
+            raise ConfigError(f"unknown {kind} {name!r}; available: {known}{skipped}") from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])

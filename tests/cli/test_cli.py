@@ -1,5 +1,8 @@
 import json
 
+import pytest
+import yaml
+
 from typer.testing import CliRunner
 
 from cmcgns.cli.app import app
@@ -51,3 +54,38 @@ def test_synth_preprocess_verify(tmp_path):
     (tmp_path / "p" / "meta.json").write_text("{")
     res = runner.invoke(app, ["preprocess", "verify", str(tmp_path / "p")])
     assert res.exit_code == 1 and "meta.json" in res.output
+
+
+@pytest.mark.parametrize("name", ["demo", "cm-cgns-vit-b16", "cm-cgns-vit-b16-official", "cm-cgns-resnet50", "mgca"])
+def test_switching_the_sampler_or_head_of_a_packaged_config_starts_from_its_defaults(name):
+    """The config's cm-cgns options were written for cm-cgns; switching to another sampler used to
+    fail with "num_clusters: Extra inputs are not permitted"."""
+    res = runner.invoke(app, ["pretrain", "-c", name, "--print-config", "--sampler", "in-batch"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(res.output)["sampler"]["name"] == "in-batch"
+    res = runner.invoke(
+        app,
+        ["pretrain", "-c", name, "--print-config", "--set", "head.name=none", "--set", "stages=[{name: a, steps: 2}]"],
+    )
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load(res.output)["head"] == {"name": "none", "options": {}}
+
+
+def test_options_given_with_the_switch_apply_on_top_of_the_new_defaults():
+    args = [
+        "pretrain",
+        "-c",
+        "demo",
+        "--print-config",
+        "--set",
+        "sampler.options.num_clusters=7",
+        "--sampler",
+        "cluster-ns",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    sampler = yaml.safe_load(res.output)["sampler"]
+    assert sampler["name"] == "cluster-ns" and sampler["options"]["num_clusters"] == 7
+    # naming the config's own sampler again keeps the file's options
+    res = runner.invoke(app, ["pretrain", "-c", "demo", "--print-config", "--sampler", "cm-cgns"])
+    assert yaml.safe_load(res.output)["sampler"]["options"]["memory"] == "queue"

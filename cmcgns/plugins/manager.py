@@ -7,6 +7,7 @@ import importlib
 import importlib.metadata
 import os
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
 import pluggy
@@ -60,7 +61,9 @@ class PluginFailure:
         )
 
 
-def _external_modules(origins: dict[str, tuple[str, str]]):
+def _external_modules(
+    origins: dict[str, tuple[str, str]],
+) -> Iterator[tuple[str, str, str, ModuleType | PluginFailure]]:
     """(name, version, source, module or PluginFailure) for every entry point of group `cmcgns`."""
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist

@@ -144,3 +144,26 @@ def test_two_runs_started_within_one_second_log_to_their_own_folders(data_root, 
         assert 0.0 <= out["dice"] <= 1.0
         logged = [json.loads(p.read_text())["seg/dice"] for p in (tmp_path / work / "mm").glob("*/*.json")]
         assert logged == [out["dice"]]  # each run logged its own test metrics in its own folder
+
+
+@pytest.mark.mm
+@pytest.mark.parametrize("timm_name", ["vit_tiny_patch16_224", "resnet18"])
+def test_backbone_levels_are_as_documented_and_a_mismatched_neck_is_one_line(timm_name):
+    import torch
+
+    from cmcgns.downstream.mm.components import CMCGNSBackbone, check_neck_matches_backbone, pyramid_levels
+    from cmcgns.errors import ConfigError
+
+    levels = pyramid_levels(timm_name, 64)
+    outs = CMCGNSBackbone(timm_name, 64).eval()(torch.zeros(1, 3, 64, 64))
+    assert [(o.shape[1], 64 // o.shape[-1]) for o in outs] == levels
+    one = CMCGNSBackbone(timm_name, 64, out_indices=(1,)).eval()(torch.zeros(1, 3, 64, 64))
+    assert len(one) == 1 and one[0].shape[1] == levels[1][0]
+
+    backbone = dict(type="CMCGNSBackbone", timm_name=timm_name, image_size=64)
+    check_neck_matches_backbone(dict(backbone=backbone, neck=dict(type="FPN", in_channels=[c for c, _ in levels])))
+    check_neck_matches_backbone(
+        dict(backbone=dict(backbone, out_indices=[1]), neck=dict(type="FPN", in_channels=[levels[1][0]]))
+    )
+    with pytest.raises(ConfigError, match=r"in_channels is \[7\].*returns 3 level\(s\) with channels .*out_indices"):
+        check_neck_matches_backbone(dict(backbone=backbone, neck=dict(type="FPN", in_channels=[7])))

@@ -182,3 +182,26 @@ def test_contract_catches_host_float_statistics():
 def test_example_plugin_can_skip_same_report_rows():
     comp = manager.build_registry().get("negative_sampler", "hardest-k")
     check_sampler(lambda: comp.build({"k": 3, "skip_same_group": True}, embed_dim=16), embed_dim=16)
+
+
+def test_the_example_plugin_readme_commands_run_as_written():
+    """Each `cmcgns ...` line of the plugin's README, split the way bash splits it, resolves a config
+    (`pretrain --print-config`) or lists the plugins."""
+    import shlex
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from cmcgns.cli.app import app
+
+    readme = Path(__file__).resolve().parents[2] / "plugins" / "cmcgns-hardest-negatives" / "README.md"
+    commands = [line.strip() for line in readme.read_text().splitlines() if line.startswith("    cmcgns ")]
+    assert len(commands) >= 3
+    for command in commands:
+        args = shlex.split(command, comments=True)[1:]
+        if args[0] == "pretrain":
+            args.append("--print-config")
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, (command, res.output)
+        if args[0] == "pretrain":
+            assert "name: hardest-k" in res.output and "k: 4" in res.output

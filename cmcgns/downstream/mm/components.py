@@ -35,7 +35,10 @@ from cmcgns.downstream.metrics import detection_map
 from cmcgns.downstream.mm import segmentation_parts  # noqa: F401 (registers MGCA's segmentation loss, head, metric)
 
 
-def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
+def pyramid_levels(timm_name: str, image_size: int) -> list[tuple[int, int]]:
+    """(channels, stride) of each level CMCGNSBackbone returns with its default out_indices: a ViT
+    with patch p gives its patch grid at strides p/2, p, 2p (768 channels each for ViT-B); a CNN its
+    last three stages (ResNet-50: 512, 1024, 2048 at 8, 16, 32)."""
     import timm
 
     model = timm.create_model(
@@ -45,19 +48,58 @@ def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
         **({"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}),
     )
     if hasattr(model, "blocks"):
-        return [model.num_features] * 3
-    return [info["num_chs"] for info in model.feature_info[-3:]]
+        patch = model.patch_embed.patch_size[0]
+        return [(model.num_features, patch // 2), (model.num_features, patch), (model.num_features, 2 * patch)]
+    return [(info["num_chs"], info["reduction"]) for info in model.feature_info[-3:]]
+
+
+def pyramid_channels(timm_name: str, image_size: int) -> list[int]:
+    return [channels for channels, _ in pyramid_levels(timm_name, image_size)]
+
+
+def check_neck_matches_backbone(model_cfg: dict) -> None:
+    """One line instead of mmdet's bare AssertionError at the first forward: a neck whose
+    `in_channels` does not list the channels of the levels CMCGNSBackbone returns."""
+    from cmcgns.errors import ConfigError
+
+    backbone, neck = model_cfg.get("backbone") or {}, model_cfg.get("neck")
+    if backbone.get("type") != "CMCGNSBackbone" or not isinstance(neck, dict) or "in_channels" not in neck:
+        return
+    levels = pyramid_levels(backbone["timm_name"], backbone["image_size"])
+    indices = list(backbone.get("out_indices", range(len(levels))))
+    chosen = [levels[i] for i in indices]
+    expected = [channels for channels, _ in chosen]
+    given = neck["in_channels"]
+    given = list(given) if isinstance(given, (list, tuple)) else [given]
+    if given != expected:
+        raise ConfigError(
+            f"model.neck.in_channels is {given}, but CMCGNSBackbone({backbone['timm_name']}, out_indices={indices}) "
+            f"returns {len(chosen)} level(s) with channels {expected} at strides {[s for _, s in chosen]}; "
+            f"set in_channels={expected}, or pick levels with backbone out_indices (e.g. out_indices=[1] for one)"
+        )
 
 
 class CMCGNSBackbone(BaseModule):
     """timm encoder as an mm backbone. ViT patch tokens become a simple 3-level pyramid
-    (strides p/2, p, 2p); ResNets return their last three stages."""
+    (strides p/2, p, 2p, the encoder's width each); CNNs return their last three stages
+    (pyramid_levels lists channels and strides). `out_indices` picks levels, e.g. (1,) for a
+    one-level neck at stride p."""
 
     def __init__(
-        self, timm_name: str, image_size: int, checkpoint: str | None = None, frozen: bool = False, init_cfg=None
+        self,
+        timm_name: str,
+        image_size: int,
+        checkpoint: str | None = None,
+        frozen: bool = False,
+        out_indices: tuple[int, ...] = (0, 1, 2),
+        init_cfg=None,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         import timm
+
+        self.out_indices = tuple(out_indices)
+        if not self.out_indices or any(i not in (0, 1, 2) for i in self.out_indices):
+            raise ValueError(f"CMCGNSBackbone out_indices must be a non-empty subset of (0, 1, 2), got {out_indices}")
 
         kwargs = {"img_size": image_size} if timm_name.startswith(("vit", "deit")) else {}
         self.encoder = timm.create_model(timm_name, pretrained=False, num_classes=0, **kwargs)
@@ -98,13 +140,14 @@ class CMCGNSBackbone(BaseModule):
             b, n, d = tokens.shape
             g = int(round(n**0.5))
             fmap = tokens.transpose(1, 2).reshape(b, d, g, g)
-            return (
+            levels = (
                 F.interpolate(fmap, scale_factor=2.0, mode="bilinear", align_corners=False),
                 fmap,
                 F.max_pool2d(fmap, 2),
             )
-        feats = self.encoder.forward_intermediates(x, intermediates_only=True)
-        return tuple(feats[-3:])
+        else:
+            levels = tuple(self.encoder.forward_intermediates(x, intermediates_only=True)[-3:])
+        return tuple(levels[i] for i in self.out_indices)
 
 
 for _registry in (DET_MODELS, SEG_MODELS):

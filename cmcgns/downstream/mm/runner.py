@@ -43,7 +43,7 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
     from mmengine.config import Config
 
     from cmcgns import distributed
-    from cmcgns.downstream.mm.components import BestValidationState, DeviceRunner
+    from cmcgns.downstream.mm.components import BestValidationState, DeviceRunner, check_neck_matches_backbone
     from cmcgns.io.host_memory import map_large_blocks
 
     allow_mmengine_checkpoint_globals()
@@ -55,6 +55,7 @@ def run_mm(cfg_dict: dict[str, Any], work_dir: Path, device: str = "cpu", train:
     # mmengine names its logger, message hub and visualizer after the experiment, by default the
     # second the Runner started: two runs started within one second (an untrained-head baseline
     # takes less) would share the first run's logger, whose stream is that run's closed mm.log.
+    check_neck_matches_backbone(cfg_dict.get("model", {}))
     cfg_dict = dict(cfg_dict, work_dir=str(work_dir), experiment_name=f"cmcgns-{os.getpid()}-{next(_RUN_NUMBERS)}")
     if launched:
         cfg_dict["launcher"] = "pytorch"

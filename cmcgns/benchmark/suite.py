@@ -115,8 +115,9 @@ def run_suite(
     on_result: Callable[[dict], None] | None = None,
     synthetic: bool = False,
     protocol: str | None = None,
+    label: str = "",
 ) -> list[dict]:
-    """Every task x fraction x seed; `protocol` (mgca | fast) applies to tasks that offer one and is
+    """Every task x fraction x seed (`label` names the pass in the progress lines, e.g. a baseline); `protocol` (mgca | fast) applies to tasks that offer one and is
     recorded in each row (tasks without one run their only protocol, recorded as fast)."""
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
@@ -148,7 +149,7 @@ def run_suite(
                 done += 1
                 if main:
                     print(
-                        f"benchmark [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
+                        f"benchmark{' ' + label if label else ''} [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
                         file=sys.stderr,
                         flush=True,
                     )

@@ -63,6 +63,35 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return out
 
 
+def result_line(row: dict) -> str:
+    """One finished run on one line: task, fraction, seed and its scores at 4 decimals (bookkeeping
+    such as row counts and bootstrap bounds stays in results.jsonl)."""
+    scores = [
+        f"{metric} {float(value):.4f}"
+        for metric, value in row["metrics"].items()
+        if metric not in SKIP and not metric.endswith(("_ci_low", "_ci_high"))
+    ]
+    return f"{row['task']} f={row['fraction']:g} seed {row['seed']}: " + "  ".join(scores)
+
+
+def aligned_table(summary: list[dict]) -> str:
+    """mean ± std per task x fraction x metric as plain aligned columns, for the console."""
+    header = ["task", "fraction", "metric", "mean ± std", "95 % CI", "n"]
+    body = [
+        [
+            s["task"],
+            f"{s['fraction']:g}",
+            s["metric"],
+            f"{s['mean']:.4f} ± {s['std']:.4f}",
+            f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]" if s.get("ci") else "-",
+            str(s["n"]),
+        ]
+        for s in summary
+    ]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *body])
+
+
 def _reference_cell(s: dict, reference: dict | None) -> str:
     value = reference.get((s["task"], float(s["fraction"]), s["metric"])) if reference else None
     return f"{value:.4f}" if value is not None else "—"
@@ -117,7 +146,7 @@ def write_tables(
     writer.writerows(rows)
     write_text(out_dir / "summary.csv", buffer.getvalue())
     plot = out_dir / "summary.png"
-    plot_summary(summary, plot, reference, bounds, title)
+    plot_summary(summary, plot, reference, bounds, title, baseline)
     return {"markdown": out_dir / "summary.md", "csv": out_dir / "summary.csv", "plot": plot}
 
 
@@ -131,10 +160,32 @@ def plot_summary(
     reference: dict | None = None,
     bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
     title: str = "",
+    baseline: list[dict] | None = None,
 ) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = summary_figure(summary, reference, bounds, title, baseline)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    write_bytes(path, buffer.getvalue())
+
+
+def summary_figure(
+    summary: list[dict],
+    reference: dict | None = None,
+    bounds: dict[tuple[str, float, str], tuple[float, float]] | None = None,
+    title: str = "",
+    baseline: list[dict] | None = None,
+):
     """One panel per task: each metric against the label fraction (log axis), mean with the seed
-    spread (± std, clipped to [0, 1] for bounded metrics), published reference values as crosses and
-    the regression gate's bounds as a shaded band; the figure title names the backbone."""
+    spread (± std, clipped to [0, 1] for bounded metrics), the random-init baseline (same splits and
+    seeds) dashed in the same colour, published reference values as crosses and the regression
+    gate's bounds as a shaded band; the figure title names the backbone. Bounded metrics (AUROC,
+    Dice, mAP...) share the left axis on [0, 1]; any other (a loss) gets its own right-hand axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,49 +197,61 @@ def plot_summary(
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
     for ax in axes.flat[len(tasks) :]:
         ax.axis("off")
+    base = {(b["task"], float(b["fraction"]), b["metric"]): b for b in baseline or []}
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, task in zip(axes.flat, tasks):
         entries = [s for s in summary if s["task"] == task]
-        for metric in sorted({s["metric"] for s in entries}):
+        metrics = sorted({s["metric"] for s in entries})
+        unbounded = [m for m in metrics if m not in UNIT_METRICS]
+        other = ax.twinx() if unbounded and len(unbounded) < len(metrics) else None
+        for number, metric in enumerate(metrics):
+            target = other if (other is not None and metric in unbounded) else ax
+            colour = colours[number % len(colours)]
             points = sorted((s for s in entries if s["metric"] == metric), key=lambda s: s["fraction"])
             xs = [s["fraction"] for s in points]
-            means = [s["mean"] for s in points]
-            lo = [s["mean"] - s["std"] for s in points]
-            hi = [s["mean"] + s["std"] for s in points]
-            if metric in UNIT_METRICS:
-                lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
-            spread = [[m - v for m, v in zip(means, lo)], [v - m for m, v in zip(means, hi)]]
-            line = ax.errorbar(
-                xs, means, yerr=spread, marker="o", capsize=3, label=f"{metric} ± std (n={points[0]['n']})"
-            )
-            line = line.lines[0]
+            _plot_points(target, points, metric, colour, f"{metric} ± std (n={points[0]['n']})", "-")
+            random_init = [base[(task, x, metric)] for x in xs if (task, x, metric) in base]
+            if random_init:
+                _plot_points(target, random_init, metric, colour, f"{metric} random init", "--")
             ref = [(x, (reference or {}).get((task, x, metric))) for x in xs]
             ref = [(x, v) for x, v in ref if v is not None]
             if ref:
-                ax.scatter(*zip(*ref), marker="x", color=line.get_color(), zorder=3, label=f"{metric} reference")
+                target.scatter(*zip(*ref), marker="x", color=colour, zorder=3, label=f"{metric} reference")
             for x in xs:
                 band = (bounds or {}).get((task, x, metric))
                 if band:
                     low, high = (max(band[0], -1e9), min(band[1], 1e9))
-                    ax.plot(
+                    target.plot(
                         [x, x],
                         [low if math.isfinite(low) else 0.0, high if math.isfinite(high) else 1.0],
-                        color=line.get_color(),
+                        color=colour,
                         linewidth=6,
                         alpha=0.15,
                         solid_capstyle="butt",
                     )
         ax.set_xscale("log")
-        ax.set_xticks(
-            sorted({s["fraction"] for s in entries}), [f"{f:g}" for f in sorted({s["fraction"] for s in entries})]
-        )
+        fractions = sorted({s["fraction"] for s in entries})
+        ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
         ax.set_xlabel("label fraction")
         ax.set_title(task, fontsize=10)
-        if all(m in UNIT_METRICS for m in {s["metric"] for s in entries}):
+        if len(unbounded) < len(metrics):
             ax.set_ylim(0.0, 1.0)
-        ax.legend(fontsize=7)
+            ax.set_ylabel(", ".join(m for m in metrics if m in UNIT_METRICS), fontsize=8)
+        if other is not None:
+            other.set_ylabel(", ".join(unbounded), fontsize=8)
+        handles = [h for a in (ax, other) if a is not None for h in a.get_legend_handles_labels()[0]]
+        ax.legend(handles=handles, fontsize=7)
     fig.suptitle(title or "cmcgns benchmark", fontsize=10)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
+    return fig
+
+
+def _plot_points(ax, points: list[dict], metric: str, colour: str, label: str, style: str) -> None:
+    xs = [s["fraction"] for s in points]
+    means = [s["mean"] for s in points]
+    lo = [s["mean"] - s["std"] for s in points]
+    hi = [s["mean"] + s["std"] for s in points]
+    if metric in UNIT_METRICS:
+        lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
+    spread = [[m - v for m, v in zip(means, lo)], [v - m for m, v in zip(means, hi)]]
+    ax.errorbar(xs, means, yerr=spread, marker="o", capsize=3, color=colour, linestyle=style, label=label)

@@ -247,7 +247,24 @@ def benchmark(
         synthetic=True if synthetic else None,
         protocol=protocol,
     )
+    from cmcgns import distributed
+    from cmcgns.benchmark.reference import load_reference
+    from cmcgns.benchmark.tables import aligned_table, result_line
     from cmcgns.training.runtime import select_device
+
+    if reference is not None and not any(v is not None for v in load_reference(reference).lookup().values()):
+        if distributed.is_main():
+            console.print(
+                f"{reference}: holds no published values (every entry is null), so no reference column is "
+                "shown; enter values with their citation to compare",
+                highlight=False,
+                soft_wrap=True,
+            )
+        reference = None
+
+    def show_pass(label: str, summary: list[dict]) -> None:
+        console.print(f"\n== {label} ==", highlight=False, soft_wrap=True)
+        console.print(aligned_table(summary), highlight=False, soft_wrap=True)
 
     report = run_benchmark(
         spec,
@@ -257,16 +274,16 @@ def benchmark(
         reference,
         device=str(select_device(device)),
         compare_random_init=compare_random_init,
-        on_result=lambda r: console.print(
-            f"{r['task']} f={r['fraction']:g} seed={r['seed']}: {r['metrics']}", highlight=False
-        ),
+        on_result=lambda r: console.print(result_line(r), highlight=False, soft_wrap=True),
+        on_pass=show_pass,
     )
-    from cmcgns import distributed
-
     if distributed.is_main():  # under torchrun: one rank prints; every rank exits with the verdict
-        console.print(report.table, highlight=False)
         for f in report.failures:
             console.print(f"[bold red]REGRESSION[/] {f}", highlight=False, soft_wrap=True)  # one line each, for CI logs
+        console.print("", highlight=False)
+        for name in ("results", "markdown", "plot"):
+            if name in report.files:
+                console.print(f"{name:>8}: {report.files[name]}", highlight=False, soft_wrap=True)
     if report.failures:
         raise typer.Exit(1)
 

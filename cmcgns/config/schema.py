@@ -164,6 +164,11 @@ class TrainConfig(Strict):
     )
     compile: bool = pydantic.Field(False, description="torch.compile the image and text encoders")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: pydantic.PositiveInt | Literal["auto"] = pydantic.Field(
+        "auto",
+        description="torch intra-op threads per process; auto = the CPUs available to this process, divided among "
+        "the local ranks, less the loader workers (at least 1); the value used is in summary.json",
+    )
     seed: int = 0
     log_every: int = pydantic.Field(5, ge=1)
     checkpoint_every: int = pydantic.Field(50, ge=1)

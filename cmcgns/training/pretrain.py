@@ -33,6 +33,8 @@ from cmcgns.training.runtime import (
     enable_fast_paths,
     loader_options,
     loader_workers,
+    run_record,
+    torch_threads,
     resolve_precision,
     select_device,
     wrap_ddp,
@@ -142,9 +144,13 @@ def _pretrain(
     stop_after: int | None,
     allow_config_change: bool,
 ) -> dict[str, Any]:
+    started = time.time()
     device = select_device(config.train.device)
     precision = resolve_precision(device, config.train.precision)
     enable_fast_paths(device)
+    workers = loader_workers(config.data.num_workers, device)
+    threads = torch_threads(config.train.threads, workers)
+    torch.set_num_threads(threads)
     main = ddp.is_main()
     start = 0
     state = None
@@ -227,7 +233,7 @@ def _pretrain(
         batch_sampler=batches,
         collate_fn=collate,
         generator=torch.Generator().manual_seed(config.train.seed),
-        **loader_options(loader_workers(config.data.num_workers, device), device),
+        **loader_options(workers, device),
     )
     log = MetricsLog(run_dir, config.train.tensorboard) if main else None
     if log is not None:
@@ -297,6 +303,10 @@ def _pretrain(
         "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
         "final_loss": parts.get("loss"),
         "config_hash": config_hash(config),
+        "sampler": {
+            "name": config.sampler.name,
+            "final": {k.removeprefix("sampler/"): v for k, v in parts.items() if k.startswith("sampler/")},
+        },
     }
     if end == total and main:
         export = write_export(
@@ -318,6 +328,7 @@ def _pretrain(
             mechanism = score_sampler(core, config, manifest, collate, device)
             if mechanism is not None:
                 summary["mechanism"] = mechanism
+        summary["runtime"] = run_record(started, start, threads, workers)  # export and evaluation included
         write_json(run_dir / "summary.json", summary)
     if ddp.is_distributed():
         torch.distributed.barrier()

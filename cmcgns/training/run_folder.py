@@ -30,6 +30,7 @@ SAFE_ON_RESUME = (
     "train.tensorboard",
     "train.evaluate",
     "train.device",
+    "train.threads",
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 import torch
@@ -63,9 +64,24 @@ def loader_workers(choice: int | str, device: torch.device) -> int:
         return int(choice)
     if device.type != "cuda":
         return 0
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = available_cpus()
     local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     return max(1, min(MAX_WORKERS_PER_GPU, cpus // local_ranks - 1))
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def torch_threads(choice: int | str, workers: int) -> int:
+    """`auto`: this process's share of the CPUs it may run on (affinity, divided among the local
+    ranks of torchrun) less one per loader worker, at least 1. torch's own default is every
+    physical core per process, which oversubscribes the machine under torchrun or with loader
+    workers (each spins on every core)."""
+    if choice != "auto":
+        return int(choice)
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, available_cpus() // max(1, local_ranks) - workers)
 
 
 def loader_options(workers: int, device: torch.device) -> dict[str, Any]:
@@ -94,3 +110,36 @@ def channels_last(module: torch.nn.Module, device: torch.device, is_cnn: bool) -
     """channels_last memory format for CNN backbones on CUDA (faster convolutions); a no-op otherwise."""
     if device.type == "cuda" and is_cnn:
         module.to(memory_format=torch.channels_last)
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata
+    import platform
+
+    out = {"python": platform.python_version()}
+    for dist in ("cmcgns", "torch", "torchvision", "timm", "transformers", "numpy", "faiss-cpu", "safetensors"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def run_record(started: float, first_step: int, threads: int, workers: int) -> dict[str, Any]:
+    """When and with what this invocation ran (a resumed run records the invocation that finished
+    it; `resumed_from_step` says where it started)."""
+    import datetime
+
+    ended = time.time()
+    iso = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")  # noqa: E731
+    return {
+        "started": iso(started),
+        "ended": iso(ended),
+        "wall_seconds": round(ended - started, 3),
+        "resumed_from_step": first_step,
+        "torch_threads": threads,
+        "loader_workers": workers,
+        "cpus_available": available_cpus(),
+        "world_size": ddp.world_size(),
+        "versions": library_versions(),
+    }

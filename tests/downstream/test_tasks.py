@@ -137,10 +137,25 @@ def test_benchmark_cli_tables_and_regression_gate(data_root, tmp_path):
     row = json.loads(lines[0])
     assert row["schema_version"] == 2 and row["dataset_kind"] == "synthetic" and row["backbone"] == "random-init"
     assert row["image_size"] == 32 and "protocol" in row and "selected_epoch" in row
-    assert (tmp_path / "a" / "summary.md").read_text().startswith("**Synthetic data**")
-    assert "±" in (tmp_path / "a" / "summary.md").read_text() and (tmp_path / "a" / "summary.png").stat().st_size > 0
+    markdown = (tmp_path / "a" / "summary.md").read_text()
+    assert markdown.startswith("- backbone: `random-init` (random init)\n- protocol: ")
+    assert "- data: synthetic" in markdown and "**Synthetic data**" in markdown
+    assert "±" in markdown and (tmp_path / "a" / "summary.png").stat().st_size > 0
+    # the console: one line per run, one aligned table for the pass, then where everything is
+    assert "{'" not in res.output and "covidx-cls f=1 seed 0: acc 0." in res.output
+    assert "== random init ==" in res.output and "task        fraction  metric" in res.output
+    tail = res.output.strip().splitlines()[-3:]
+    assert [line.split(":")[0].strip() for line in tail] == ["results", "markdown", "plot"]
+    assert tail[0].endswith("results.jsonl") and tail[2].endswith("summary.png")
     res = runner.invoke(app, args + ["--out", str(tmp_path / "b"), "--expected", str(bad)])
     assert res.exit_code == 1 and "REGRESSION" in res.output
+    empty = tmp_path / "reference.yaml"
+    empty.write_text(
+        "source: nobody yet\nentries:\n  - {task: covidx-cls, fraction: 1.0, metric: auroc, value: null}\n"
+    )
+    res = runner.invoke(app, args + ["--out", str(tmp_path / "c"), "--reference", str(empty)])
+    assert res.exit_code == 0 and "reference.yaml: holds no published values" in " ".join(res.output.split())
+    assert "reference" not in (tmp_path / "c" / "summary.md").read_text().splitlines()[-3]  # no empty column
 
 
 def test_foreground_weight_is_the_clipped_background_ratio(tmp_path):

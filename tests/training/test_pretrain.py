@@ -149,3 +149,34 @@ def test_summary_scores_the_memory_against_the_sentences_meanings(tiny_pretrain_
         "sampler/row_to_centroid_cos",
     ):
         assert column in header
+
+
+def test_summary_records_when_and_with_what_the_run_ran(tiny_pretrain_config):
+    import json
+
+    import torch
+
+    before = torch.get_num_threads()
+    cfg = tiny_pretrain_config(**{"train.threads": 1, "stages": [{"name": "a", "steps": 2}]})
+    try:
+        summary = pretrain(cfg, progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    runtime = json.loads((cfg.run_dir / "summary.json").read_text())["runtime"]
+    assert runtime == summary["runtime"] and runtime["torch_threads"] == 1 and runtime["loader_workers"] == 0
+    assert runtime["wall_seconds"] > 0 and runtime["started"] <= runtime["ended"]
+    assert {"python", "cmcgns", "timm", "transformers"} <= set(runtime["versions"])
+    assert summary["sampler"]["name"] == "cm-cgns" and "clusters_in_use" in summary["sampler"]["final"]
+
+
+def test_auto_threads_share_the_cpus_among_ranks_and_loader_workers(monkeypatch):
+    from cmcgns.training import runtime
+
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 16)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert runtime.torch_threads("auto", workers=0) == 4 and runtime.torch_threads("auto", workers=3) == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert runtime.torch_threads("auto", workers=2) == 14 and runtime.torch_threads(3, workers=2) == 3
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    assert runtime.torch_threads("auto", workers=4) == 1

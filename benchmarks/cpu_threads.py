@@ -27,10 +27,10 @@ def _spin() -> None:
         pass
 
 
-def _run(threads: str, steps: int, run_dir: Path) -> tuple[float, float]:
+def _run(threads: str, steps: int, run_dir: Path, manifest: Path) -> tuple[float, float]:
     cmd = [
         sys.executable, "-m", "cmcgns", "pretrain", "-c", "demo", "--no-progress", "--overwrite",
-        "--set", f"run_dir={run_dir}", "--set", f"train.threads={threads}", "--set", "train.evaluate=false",
+        "--set", f"run_dir={run_dir}", "--set", f"data.manifest={manifest}", "--set", f"train.threads={threads}", "--set", "train.evaluate=false",
         "--set", "train.tensorboard=false", "--set", "train.log_every=1", "--set", f"stages=[{{name: align, steps: {steps}}}]",
         "--set", f"train.checkpoint_every={steps}",
     ]  # fmt: skip
@@ -58,9 +58,12 @@ def main() -> None:
     losses: dict[str, float] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            from cmcgns.data.bootstrap import ensure_synthetic_mimic
+
+            manifest = ensure_synthetic_mimic(Path(tmp) / "data", 320, 0, 128, 64)  # the demo's data
             for round_ in range(args.rounds):
                 for setting in settings if round_ % 2 == 0 else reversed(settings):
-                    rate, loss = _run(setting, args.steps, Path(tmp) / f"run-{setting}")
+                    rate, loss = _run(setting, args.steps, Path(tmp) / f"run-{setting}", manifest)
                     rates[setting].append(rate)
                     losses[setting] = loss
     finally:

@@ -144,7 +144,34 @@ def pretrain(
     from cmcgns import distributed
 
     if distributed.is_main():  # under torchrun every rank returns; one prints
-        console.print_json(json.dumps(summary))
+        _print_pretrain_summary(summary, cfg.run_dir)
+
+
+def _print_pretrain_summary(summary: dict, run_dir: Path) -> None:
+    """What a run ended with, each number beside its chance value (cmcgns.training.chance)."""
+    from cmcgns.training.chance import format_judgement
+
+    runtime = summary.get("runtime", {})
+    wall = f", {runtime['wall_seconds']:.0f} s" if "wall_seconds" in runtime else ""
+    console.print(
+        f"pretraining finished: {summary['steps']} steps on {summary['device']} ({summary['precision']}{wall}), "
+        f"data {summary['data']['source']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary.get("chance"):
+        pairs = (summary.get("eval") or {}).get("eval_pairs")
+        console.print(
+            f"losses at the last logged step; evaluation on {pairs} held-out pairs"
+            if pairs
+            else "losses at the last logged step",
+            highlight=False,
+        )
+        for line in format_judgement(summary["chance"]):
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if summary.get("export"):
+        console.print(f"  export: {summary['export']['dir']}", highlight=False, soft_wrap=True)
+    console.print(f"  summary (every number): {Path(run_dir) / 'summary.json'}", highlight=False, soft_wrap=True)
 
 
 @app.command()

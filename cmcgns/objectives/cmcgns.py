@@ -137,9 +137,13 @@ class CMCGNSObjective(nn.Module):
         if w.local_image > 0 and self.config.local_image != "none":
             out["local_image_loss"] = w.local_image * self.local_image_loss(feats)
         if w.local_report > 0:
-            local_loss, local_stats = self._contrast(self.local_report_problem(feats, step), not on_global)
+            local_problem = self.local_report_problem(feats, step)
+            local_problem_rows = local_problem.anchors.shape[0]
+            local_loss, local_stats = self._contrast(local_problem, not on_global)
             out["local_report_loss"] = w.local_report * local_loss
             stats.update(local_stats)
+            # the candidates each sentence is contrasted with (its chance loss is log of this)
+            out["local_report_candidates"] = torch.tensor(float(local_problem_rows), device=local_loss.device)
         if reconstruction:
             if self.head is None:
                 raise RuntimeError("a reconstruction stage needs a reconstruction head (head.name is 'none')")

@@ -55,6 +55,18 @@ def linear_probe_auc(
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def probe_label_counts(train_y: np.ndarray, test_y: np.ndarray) -> list[tuple[int, int]]:
+    """(positives, negatives) in the test rows of each label the full probe scores (both classes in
+    train and test, NaN skipped): what the probe AUROC's interval rests on."""
+    counts = []
+    for j in range(train_y.shape[1]):
+        ytr, yte = train_y[:, j], test_y[:, j]
+        ytr, yte = ytr[~np.isnan(ytr)] != 0, yte[~np.isnan(yte)] != 0
+        if len(set(ytr.tolist())) == 2 and len(set(yte.tolist())) == 2:
+            counts.append((int(yte.sum()), int((~yte).sum())))
+    return counts
+
+
 def probeable_labels(train_y: np.ndarray, test_y: np.ndarray, min_positives: int) -> list[int]:
     """Label columns with at least `min_positives` positives and negatives in train and both classes in test."""
     keep = []

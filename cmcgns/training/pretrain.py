@@ -23,8 +23,15 @@ from cmcgns.io.atomic import write_json
 from cmcgns.models.text_encoder import load_tokenizer
 from cmcgns.training import checkpoint as ckpt
 from cmcgns import distributed as ddp
+from cmcgns.training.chance import judge_summary
 from cmcgns.training.mechanism import score_memory, sentence_features
-from cmcgns.training.evaluate import embed_split, linear_probe_auc, linear_probe_auc_fraction, retrieval_recall
+from cmcgns.training.evaluate import (
+    embed_split,
+    linear_probe_auc,
+    linear_probe_auc_fraction,
+    probe_label_counts,
+    retrieval_recall,
+)
 from cmcgns.export import write_export
 from cmcgns.training.metrics_log import MetricsLog
 from cmcgns.training.runtime import (
@@ -302,6 +309,7 @@ def _pretrain(
         "steps_per_epoch": steps_per_epoch,
         "stage_steps": dict(zip((s.name for s in config.stages), plan.stage_steps)),
         "final_loss": parts.get("loss"),
+        "final_losses": {k: v for k, v in parts.items() if k.endswith("_loss")},
         "config_hash": config_hash(config),
         "sampler": {
             "name": config.sampler.name,
@@ -328,6 +336,7 @@ def _pretrain(
             mechanism = score_sampler(core, config, manifest, collate, device)
             if mechanism is not None:
                 summary["mechanism"] = mechanism
+        summary["chance"] = judge_summary(summary, loss_chance(config, parts))
         summary["runtime"] = run_record(started, start, threads, workers)  # export and evaluation included
         write_json(run_dir / "summary.json", summary)
     if ddp.is_distributed():
@@ -380,10 +389,31 @@ def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, devic
     _, _, train_feats, train_labels = embed_split(model, loader(config.data.train_split), device)
     probe = (train_feats.numpy(), train_labels.numpy(), eval_feats.numpy(), eval_labels.numpy())
     out["linear_probe_auc"] = linear_probe_auc(*probe)
+    out["probe_label_counts"] = probe_label_counts(train_labels.numpy(), eval_labels.numpy())
     out["linear_probe_auc_10pct"] = linear_probe_auc_fraction(*probe, fraction=0.1)
     out["linear_probe_auc_1pct"] = linear_probe_auc_fraction(*probe, fraction=0.01)
     model.train()
     return nan_to_none(out)
+
+
+def loss_chance(config: PretrainConfig, parts: dict[str, float]) -> dict[str, tuple[float, str]]:
+    """Each InfoNCE loss at uniform logits: weight x log(candidates), with what that is."""
+    weights = config.objective.weights
+    reports = config.train.batch_size * ddp.world_size()
+    times = lambda w: f"{w:g} x " if w != 1 else ""  # noqa: E731
+    out = {
+        "global_loss": (
+            weights.global_ * math.log(reports),
+            f"{times(weights.global_)}log {reports}: uniform over the gathered batch's reports",
+        )
+    }
+    sentences = parts.get("local_report_candidates")
+    if sentences:
+        out["local_report_loss"] = (
+            weights.local_report * math.log(sentences),
+            f"{times(weights.local_report)}log {sentences:g}: uniform over the batch's sentences",
+        )
+    return out
 
 
 def nan_to_none(values: dict[str, Any]) -> dict[str, Any]:

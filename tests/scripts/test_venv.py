@@ -28,7 +28,9 @@ def _probe(venv: Path) -> str:
         "ep = [e for e in m.entry_points(group='cmcgns') if e.name == 'hardest_negatives'][0]; "
         "print(cmcgns.__file__, ep.load().__file__, getattr(cmcgns, 'CHECKOUT_PROBE', '-'))"
     )
-    return subprocess.run([venv / "bin/python", "-c", code], check=True, capture_output=True, text=True).stdout
+    elsewhere = venv.parent.parent  # not inside any checkout: `python -c` puts the working directory first
+    run = subprocess.run([venv / "bin/python", "-c", code], cwd=elsewhere, check=True, capture_output=True, text=True)
+    return run.stdout
 
 
 @pytest.mark.slow

@@ -1,3 +1,6 @@
+import json
+import math
+
 import pytest
 import torch
 
@@ -180,3 +183,28 @@ def test_auto_threads_share_the_cpus_among_ranks_and_loader_workers(monkeypatch)
     assert runtime.torch_threads("auto", workers=2) == 14 and runtime.torch_threads(3, workers=2) == 3
     monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
     assert runtime.torch_threads("auto", workers=4) == 1
+
+
+def test_the_command_line_prints_each_number_beside_its_chance(tmp_path):
+    from typer.testing import CliRunner
+
+    from cmcgns.cli.app import app
+
+    args = ["pretrain", "-c", "demo", "--no-progress", "--set", f"run_dir={tmp_path / 'run'}"]
+    args += [
+        "--set",
+        "stages=[{name: a, steps: 2}]",
+        "--set",
+        "data.synthetic.studies=60",
+        "--set",
+        "train.batch_size=8",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "pretraining finished: 2 steps" in out and "held-out pairs" in out
+    assert "global_loss" in out and f"chance {math.log(8):.4f}" in out  # log of the batch
+    assert "retrieval_r1" in out and "summary (every number):" in out
+    chance = json.loads((tmp_path / "run" / "summary.json").read_text())["chance"]
+    assert chance["global_loss"]["chance"] == pytest.approx(math.log(8))
+    assert chance["local_report_loss"]["chance"] > math.log(8)  # several sentences per report

@@ -116,7 +116,7 @@ def _require_mm() -> None:
 
 
 class DetectionTask:
-    metrics = ("map_40_75", "map", "map50")
+    metrics = ("map_40_75", "map_40_75_mgca", "map", "map50")
     supports_torchrun = True  # mmengine shards the loaders and wraps the model in DDP
 
     def __init__(self, name: str, dataset: str, options: DenseOptions) -> None:
@@ -173,6 +173,8 @@ class DetectionTask:
             "map": metrics.get("coco/bbox_mAP", 0.0),
             "map50": metrics.get("coco/bbox_mAP_50", 0.0),
             "map_40_75": metrics.get("box/map_40_75", float("nan")),
+            # MGCA's computation (skips images without a kept box or a target; NaN when none is left)
+            "map_40_75_mgca": metrics.get("box/map_40_75_mgca", float("nan")),
             "train_rows": float(len(images)),
             "batch_size": float(schedule.batch_size),
             **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},

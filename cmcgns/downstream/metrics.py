@@ -1,6 +1,15 @@
-"""Downstream metrics of the MGCA protocol, as plain functions (tested against hand computations):
-per-image Dice for segmentation and mean average precision over IoU 0.40, 0.45, ..., 0.75 for
-detection."""
+"""Downstream metrics of the MGCA protocol, as plain functions (tested against hand computations
+and pycocotools): per-image Dice for segmentation and mean average precision over IoU 0.40,
+0.45, ..., 0.75 for detection, in two computations:
+
+- `detection_map` (ours, reported as `map_40_75`): every test image counts, healthy ones too, so
+  a false positive on a healthy lung costs precision; the all-point precision envelope is
+  integrated.
+- `mgca_detection_map` (MGCA's, reported as `map_40_75_mgca`): what MGCA's detector evaluation
+  computes (torchmetrics' COCO mAP, i.e. 101 recall points and at most 100 boxes per image), over
+  the images it keeps: an image is left out when no box survives confidence 0.5 + NMS, or when it
+  has no target box. The number to set beside MGCA/CM-CGNS tables, not an honest detector score.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +36,20 @@ def mean_dice(predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], 
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def mgca_batch_mean_dice(
+    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], batch_size: int, threshold: float = 0.5
+) -> float:
+    """MGCA's aggregation, for comparison only: the per-image Dice averaged within each test batch,
+    then the batch means averaged, so a short last batch weighs as much as a full one and the
+    number changes with the batch size. Equal to `mean_dice` when the batch size divides the split.
+    We report `mean_dice` (every image weighs the same)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    scores = [dice_per_image(p, t, threshold) for p, t in zip(predictions, targets, strict=True)]
+    batches = [scores[i : i + batch_size] for i in range(0, len(scores), batch_size)]
+    return float(np.mean([np.mean(b) for b in batches])) if batches else float("nan")
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU matrix of boxes in [x, y, w, h]."""
     a, b = np.asarray(a, dtype=float).reshape(-1, 4), np.asarray(b, dtype=float).reshape(-1, 4)
@@ -38,12 +61,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
 def average_precision(
-    predictions: Sequence[tuple[np.ndarray, np.ndarray]], targets: Sequence[np.ndarray], iou_threshold: float
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    targets: Sequence[np.ndarray],
+    iou_threshold: float,
+    interpolation: str = "all-points",
 ) -> float:
     """AP of one class at one IoU: predictions ranked by score over all images, each matched
-    greedily to the best unmatched target; precision interpolated (monotone envelope, all points).
-    `predictions[i]` = (boxes [n, 4] xywh, scores [n]); `targets[i]` = boxes [m, 4]."""
+    greedily to the best unmatched target; precision interpolated by its monotone envelope, then
+    integrated over every recall step (`all-points`) or sampled at COCO's 101 recall points
+    (`coco-101`: pycocotools and torchmetrics). `predictions[i]` = (boxes [n, 4] xywh, scores
+    [n]); `targets[i]` = boxes [m, 4]."""
+    if interpolation not in ("all-points", "coco-101"):
+        raise ValueError(f"interpolation must be all-points or coco-101, got {interpolation!r}")
     total = sum(len(t) for t in targets)
     if total == 0:
         return float("nan")
@@ -52,7 +85,7 @@ def average_precision(
         for i, (boxes, scores) in enumerate(predictions)
         for box, score in zip(boxes, scores, strict=True)
     ]
-    ranked.sort(key=lambda item: -item[0])
+    ranked.sort(key=lambda item: -item[0])  # stable: ties keep image order, as COCO's mergesort
     used = [np.zeros(len(t), dtype=bool) for t in targets]
     hits = []
     for _, i, box in ranked:
@@ -73,6 +106,9 @@ def average_precision(
     recall = tp / total
     precision = tp / np.arange(1, len(hits) + 1)
     precision = np.maximum.accumulate(precision[::-1])[::-1]  # monotone envelope
+    if interpolation == "coco-101":  # the envelope at the first rank reaching each recall point, 0 past the last
+        found = np.searchsorted(recall, COCO_RECALL_POINTS, side="left")
+        return float(np.mean([precision[i] if i < len(precision) else 0.0 for i in found]))
     recall = np.concatenate([[0.0], recall])
     return float(np.sum((recall[1:] - recall[:-1]) * precision))
 
@@ -93,4 +129,32 @@ def detection_map(
         for b, s in predictions
     ]
     aps = [average_precision(kept, targets, t) for t in iou_thresholds]
+    return float(np.mean(aps))
+
+
+def mgca_detection_map(
+    predictions: Sequence[tuple[np.ndarray, np.ndarray]],
+    targets: Sequence[np.ndarray],
+    iou_thresholds: Sequence[float] = MGCA_IOU_THRESHOLDS,
+    score_threshold: float = 0.5,
+    max_detections: int = 100,
+) -> float:
+    """MGCA's computation (module docstring): boxes below `score_threshold` dropped, then only the
+    images with at least one box left and at least one target box, COCO's 101-point AP with at
+    most `max_detections` boxes per image (the highest scored), averaged over the IoU thresholds.
+    NaN when no image is left (torchmetrics reports -1 there)."""
+    kept_predictions, kept_targets = [], []
+    for (boxes, scores), target in zip(predictions, targets, strict=True):
+        boxes, scores = np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float)
+        keep = scores >= score_threshold
+        boxes, scores = boxes[keep], scores[keep]
+        target = np.asarray(target, dtype=float).reshape(-1, 4)
+        if len(scores) == 0 or len(target) == 0:
+            continue  # MGCA: `if out is None: continue` and `if filtered_target.shape[0] > 0`
+        top = np.argsort(-scores, kind="mergesort")[:max_detections]
+        kept_predictions.append((boxes[top], scores[top]))
+        kept_targets.append(target)
+    if not kept_targets:
+        return float("nan")
+    aps = [average_precision(kept_predictions, kept_targets, t, "coco-101") for t in iou_thresholds]
     return float(np.mean(aps))

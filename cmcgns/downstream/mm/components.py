@@ -31,7 +31,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS as SEG_DATASETS
 from mmseg.registry import MODELS as SEG_MODELS
 
-from cmcgns.downstream.metrics import detection_map
+from cmcgns.downstream.metrics import detection_map, mgca_detection_map
 from cmcgns.downstream.mm import segmentation_parts  # noqa: F401 (registers MGCA's segmentation loss, head, metric)
 
 
@@ -185,8 +185,9 @@ if "CMCGNSSegDataset" not in SEG_DATASETS.module_dict:
 
 
 class BoxMAP(BaseMetric):
-    """MGCA's detection metric: mean AP over IoU 0.40, 0.45, ..., 0.75 of the predictions with
-    confidence >= 0.5 (after the detector's NMS), single class."""
+    """Mean AP over IoU 0.40, 0.45, ..., 0.75 of the predictions with confidence >= 0.5 (after the
+    detector's NMS), single class: ours over every image (`map_40_75`) and MGCA's computation
+    (`map_40_75_mgca`, skipped images and 101 recall points)."""
 
     default_prefix = "box"
 
@@ -201,7 +202,11 @@ class BoxMAP(BaseMetric):
             self.results.append(((xywh(boxes.reshape(-1, 4)), pred["scores"].cpu().numpy()), xywh(gt)))
 
     def compute_metrics(self, results) -> dict[str, float]:
-        return {"map_40_75": detection_map([r[0] for r in results], [r[1] for r in results])}
+        predictions, targets = [r[0] for r in results], [r[1] for r in results]
+        return {  # ours counts every image; MGCA's skips some (cmcgns.downstream.metrics)
+            "map_40_75": detection_map(predictions, targets),
+            "map_40_75_mgca": mgca_detection_map(predictions, targets),
+        }
 
 
 class BestValidationState(Hook):

@@ -68,6 +68,9 @@ def preprocess(
     out: Path | None = typer.Option(None, help="output folder for manifests and the image cache"),
     image_size: int = typer.Option(256),
     workers: int = typer.Option(1),
+    splits: Path | None = typer.Option(
+        None, help="folder of train.txt/val.txt/test.txt row ids to use instead of drawing splits (e.g. OUT/splits)"
+    ),
     option: list[str] | None = set_option("uncertain=zeros", "dataset option"),
 ) -> None:
     """Official download layout -> manifests, resized image cache and a drop report (or verify a result)."""
@@ -87,10 +90,22 @@ def preprocess(
         raise ConfigError("preprocess needs --source and --out")
     from cmcgns.plugins.manager import get_registry
 
-    result = get_registry().get("dataset", dataset).build(parse_options(option)).run(source, out, image_size, workers)
+    preprocessor = get_registry().get("dataset", dataset).build(parse_options(option))
+    result = preprocessor.run(source, out, image_size, workers, **({"splits": splits} if splits else {}))
     console.print(
         f"{dataset}: kept {result.rows} rows {result.splits}, dropped {result.dropped} (see {out}/drop_report.json)"
+        f"; split ids in {out}/splits/",
+        highlight=False,
+        soft_wrap=True,
     )
+    if getattr(result, "split_lists", None) and result.split_lists["missing"]:
+        lists = result.split_lists
+        console.print(
+            f"--splits {splits}: {lists['missing']} listed id(s) are not in the data, e.g. "
+            f"{', '.join(lists['missing_examples'][:5])} (all counted in {out}/drop_report.json)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -173,6 +173,7 @@ class PreprocessResult:
     rows: int
     dropped: int
     splits: dict[str, int]
+    split_lists: dict[str, Any] | None = None  # what `--splits` did (preprocess.split_lists)
 
 
 def write_outputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import shutil
@@ -21,12 +22,16 @@ class Preprocessor:
     run_fn: Callable[..., Any]
     options: dict[str, Any]
 
-    def run(self, source: Path, out: Path, image_size: int = 256, workers: int = 1):
+    def run(self, source: Path, out: Path, image_size: int = 256, workers: int = 1, splits: Path | None = None):
         """Preprocess into a staging folder beside `out` and swap it in only when complete, so an
-        interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one."""
-        from cmcgns.data.manifest import is_prepared
+        interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one.
+        The folder gets splits/<split>.txt (the ids of each split); `splits` (a folder of such
+        files) assigns the rows from them instead of the dataset's own draw (split_lists)."""
+        from cmcgns.data.manifest import is_prepared, read_manifest
+        from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files, read_split_lists
         from cmcgns.errors import DataError
 
+        lists = read_split_lists(Path(splits)) if splits is not None else None  # read before the long part
         source, out = Path(source), Path(out)
         if not source.is_dir():
             raise DataError(f"{source}: source folder does not exist")
@@ -44,6 +49,12 @@ class Preprocessor:
         staging = out.parent / f".{out.name}.partial-{os.getpid()}"
         try:
             result = self.run_fn(source, staging, image_size, workers, **self.options)
+            if lists is not None:
+                result.split_lists = apply_split_lists(staging, lists)
+                rows = read_manifest(staging).rows
+                result.rows, result.dropped = len(rows), result.dropped + result.split_lists["unlisted_dropped"]
+                result.splits = dict(collections.Counter(r["split"] for r in rows))
+            finalize_split_files(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -10,6 +10,7 @@ from PIL import Image
 
 from cmcgns.data.manifest import MANIFEST_NAME, META_NAME, read_manifest
 from cmcgns.data.preprocess.base import inside
+from cmcgns.data.preprocess.split_lists import check_split_lists
 from cmcgns.errors import DataError
 
 
@@ -45,6 +46,7 @@ def verify(directory: Path, check_images: bool = True) -> list[str]:
                     problems.append(f"{path}: unreadable ({exc})")
         if meta.get("kind") == "pretrain" and not row.get("sentences"):
             problems.append(f"{directory / MANIFEST_NAME}:{i}: no sentences")
+    problems += check_split_lists(directory, rows, meta)
     for split, name in (meta.get("coco") or {}).items():
         try:
             coco = json.loads((directory / name).read_text())

@@ -40,7 +40,9 @@ def aggregate(rows: list[dict]) -> list[dict]:
     95 % bootstrap interval over test images (when the task reports one)."""
     groups: dict[tuple[str, float, str], list[float]] = {}
     intervals: dict[tuple[str, float, str], list[tuple[float, float]]] = {}
+    protocols: dict[tuple[str, float], set[str]] = {}
     for r in rows:
+        protocols.setdefault((r["task"], float(r["fraction"])), set()).add(str(r.get("protocol", "fast")))
         for metric, value in r["metrics"].items():
             if metric.endswith(("_ci_low", "_ci_high")):
                 continue
@@ -56,6 +58,7 @@ def aggregate(rows: list[dict]) -> list[dict]:
         mean = sum(finite) / len(finite) if finite else float("nan")
         std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else 0.0
         entry = {"task": task, "fraction": fraction, "metric": metric, "mean": mean, "std": std, "n": len(values)}
+        entry["protocol"] = ", ".join(sorted(protocols.get((task, fraction), set())))
         ci = intervals.get((task, fraction, metric))
         if ci and len(ci) == len(values):
             entry["ci"] = (sum(c[0] for c in ci) / len(ci), sum(c[1] for c in ci) / len(ci))
@@ -94,7 +97,12 @@ def aligned_table(summary: list[dict]) -> str:
 
 def _reference_cell(s: dict, reference: dict | None) -> str:
     value = reference.get((s["task"], float(s["fraction"]), s["metric"])) if reference else None
-    return f"{value:.4f}" if value is not None else "—"
+    if value is None:
+        return "—"
+    published, ours = getattr(value, "protocol", None), s.get("protocol")
+    if published and ours and published != ours:  # never in the same column without saying so
+        return f"{value:.4f} (measured under {published}; this row: {ours})"
+    return f"{value:.4f}"
 
 
 def markdown_table(
@@ -131,11 +139,12 @@ def write_tables(
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.md", markdown_table(summary, reference, note, baseline))
-    fields = ["task", "fraction", "metric", "mean", "std", "n", "ci_low", "ci_high"]
+    fields = ["task", "fraction", "metric", "mean", "std", "n", "ci_low", "ci_high", "protocol"]
     fields += ["reference"] if reference is not None else []
     rows = []
     for entry in summary:
         row = {k: v for k, v in entry.items() if k != "ci"}
+        row.setdefault("protocol", "")
         row["ci_low"], row["ci_high"] = entry["ci"] if entry.get("ci") else ("", "")
         if reference is not None:
             row["reference"] = reference.get((entry["task"], float(entry["fraction"]), entry["metric"]))

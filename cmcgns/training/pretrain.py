@@ -40,6 +40,7 @@ from cmcgns.training.runtime import (
     enable_fast_paths,
     loader_options,
     loader_workers,
+    busy_machine_hint,
     run_record,
     torch_threads,
     resolve_precision,
@@ -158,6 +159,9 @@ def _pretrain(
     workers = loader_workers(config.data.num_workers, device)
     threads = torch_threads(config.train.threads, workers)
     torch.set_num_threads(threads)
+    hint = busy_machine_hint(threads) if device.type == "cpu" and ddp.is_main() else None
+    if hint:
+        report(hint)
     main = ddp.is_main()
     start = 0
     state = None

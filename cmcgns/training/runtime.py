@@ -84,6 +84,23 @@ def torch_threads(choice: int | str, workers: int) -> int:
     return max(1, available_cpus() // max(1, local_ranks) - workers)
 
 
+def busy_machine_hint(threads: int) -> str | None:
+    """A line to print when other processes already keep the CPUs busy (1-minute load average):
+    there, fewer threads than cores ran faster (benchmarks/cpu_threads.py: 2x with 1 thread
+    instead of 2 beside one busy process on 2 cores). Not applied automatically: the thread count
+    would then depend on the load of the moment."""
+    if threads <= 1 or not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    cpus = available_cpus()
+    if load < 0.75 * cpus:
+        return None
+    return (
+        f"the machine is busy (load {load:.1f} on {cpus} CPUs) and this run uses {threads} threads; "
+        f"if steps are slow, try --set train.threads=1 (see benchmarks/cpu_threads.py)"
+    )
+
+
 def loader_options(workers: int, device: torch.device) -> dict[str, Any]:
     options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:

@@ -208,3 +208,16 @@ def test_the_command_line_prints_each_number_beside_its_chance(tmp_path):
     chance = json.loads((tmp_path / "run" / "summary.json").read_text())["chance"]
     assert chance["global_loss"]["chance"] == pytest.approx(math.log(8))
     assert chance["local_report_loss"]["chance"] > math.log(8)  # several sentences per report
+
+
+def test_a_busy_machine_gets_a_hint_not_a_silent_change(monkeypatch):
+    import os
+
+    from cmcgns.training import runtime
+
+    monkeypatch.setattr(runtime, "available_cpus", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))
+    assert "train.threads=1" in runtime.busy_machine_hint(2)
+    assert runtime.busy_machine_hint(1) is None  # already one thread
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert runtime.busy_machine_hint(2) is None

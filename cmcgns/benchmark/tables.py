@@ -21,6 +21,7 @@ SKIP = {
     "trained_epochs",
     "image_size",
     "batch_size",
+    "subset_ids_missing",
 }
 
 

@@ -60,3 +60,45 @@ def fraction_subset(rows: list[dict], fraction: float, seed: int, label_key: str
         k = max(1, int(round(fraction * len(members))))
         chosen += [members[i] for i in sorted(rng.choice(len(members), size=k, replace=False))]
     return chosen if len(chosen) >= 2 else list(rows[:2])
+
+
+SUBSET_IDS_NAME = "subset_ids.txt"
+
+
+def subset_file_name(task: str, fraction: float, seed: int) -> str:
+    return f"{task}-f{fraction:g}-s{seed}.txt"
+
+
+def training_subset(
+    rows: list[dict], run: TaskRun, task: str, subset_lists: Path | None, label_key: str | None = None
+) -> tuple[list[dict], int]:
+    """The label-fraction subset a run trains on: drawn (`fraction_subset`) or, with `subset_lists`
+    (a folder of `<task>-f<fraction>-s<seed>.txt` id files, e.g. another lab's or a benchmark's
+    `work/*/subset_ids.txt` renamed), the listed training rows. Listed ids absent from the training
+    rows are counted (returned, and one line on stderr naming the first), never silently dropped.
+    The ids used are written to WORK_DIR/subset_ids.txt so the subset can be shared."""
+    import sys
+
+    from cmcgns.io.atomic import write_text
+
+    missing: list[str] = []
+    if subset_lists is None:
+        chosen = fraction_subset(rows, run.fraction, run.seed, label_key)
+    else:
+        path = Path(subset_lists) / subset_file_name(task, run.fraction, run.seed)
+        if not path.is_file():
+            raise DataError(f"{path}: no subset list for {task} at fraction {run.fraction:g}, seed {run.seed}")
+        wanted = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        by_id = {str(r["id"]): r for r in rows}
+        chosen = [by_id[i] for i in wanted if i in by_id]
+        missing = [i for i in wanted if i not in by_id]
+        if not chosen:
+            raise DataError(f"{path}: none of its {len(wanted)} ids is a training row of {run.manifest_dir}")
+        if missing:
+            print(
+                f"{path}: {len(missing)} listed id(s) are not training rows here, e.g. {', '.join(missing[:3])}",
+                file=sys.stderr,
+                flush=True,
+            )
+    write_text(Path(run.work_dir) / SUBSET_IDS_NAME, "".join(f"{r['id']}\n" for r in chosen))
+    return chosen, len(missing)

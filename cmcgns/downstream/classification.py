@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from cmcgns.data.images import augment, load_image
 from cmcgns.data.manifest import ManifestRow, read_manifest
 from cmcgns.data.preprocess.base import stable_split
-from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
+from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset, training_subset
 from cmcgns.io.host_memory import PeriodicRelease, map_large_blocks, release_free_heap
 from cmcgns.errors import DataError
 from cmcgns.models.image_encoder import ImageEncoder
@@ -57,6 +57,9 @@ class ClassificationOptions(Options):
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
     labels: list[str] | None = None
+    subset_lists: Path | None = pydantic.Field(
+        None, description="folder of <task>-f<fraction>-s<seed>.txt training-row ids to use instead of drawing"
+    )
 
     def setting(self, name: str) -> float:
         value = getattr(self, name)
@@ -236,7 +239,8 @@ class ClassificationTask:
         names = opts.labels or list(manifest.meta.get("labels", []))
         if not names:
             raise DataError(f"{run.manifest_dir}: manifest lists no labels")
-        train, val, test = split_rows(manifest, run.fraction, run.seed, names, opts)
+        every_train_row, val, test = split_rows(manifest, 1.0, run.seed, names, opts)
+        train, subset_missing = training_subset(every_train_row, run, self.name, opts.subset_lists, names[0])
         multiclass = manifest.meta.get("label_type") == "multiclass" and opts.labels is None
         loss_of = multiclass_ce if multiclass else masked_bce
         spec = backbone_spec(run.backbone_dir, opts.backbone, opts.image_size, "image_size" in opts.model_fields_set)
@@ -341,6 +345,8 @@ class ClassificationTask:
                 "image_size": float(spec.image_size),
             }
         )
+        if opts.subset_lists is not None:
+            result["subset_ids_missing"] = float(subset_missing)
         return result
 
 

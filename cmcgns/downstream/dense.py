@@ -11,7 +11,7 @@ import pydantic
 
 from cmcgns import distributed
 from cmcgns.data.manifest import read_manifest, write_rows
-from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset
+from cmcgns.downstream.base import TaskRun, backbone_spec, training_subset
 from cmcgns.errors import CmcgnsError, DataError
 from cmcgns.io.atomic import write_json
 from cmcgns.downstream.mm.configs import Schedule
@@ -32,6 +32,9 @@ class DenseOptions(Options):
     num_workers: int | None = pydantic.Field(None, ge=0, description="data-loading workers; unset = 4 (mgca) or 0")
     backbone: str = "vit_tiny_patch16_224"
     image_size: int = pydantic.Field(64, ge=32)
+    subset_lists: Path | None = pydantic.Field(
+        None, description="folder of <task>-f<fraction>-s<seed>.txt training-row ids to use instead of drawing"
+    )
     untrained: bool = pydantic.Field(
         False,
         description="score the head as initialised, without training (the backbone still loads its weights): "
@@ -133,7 +136,8 @@ class DetectionTask:
         if meta.get("kind") != "detection" or "coco" not in meta:
             raise DataError(f"{run.manifest_dir}: not a detection manifest with COCO files")
         coco_train = json.loads((run.manifest_dir / meta["coco"]["train"]).read_text())
-        keep_names = {r["image"] for r in fraction_subset(manifest.split("train"), run.fraction, run.seed)}
+        drawn, subset_missing = training_subset(manifest.split("train"), run, self.name, self.options.subset_lists)
+        keep_names = {r["image"] for r in drawn}
         images = [im for im in coco_train["images"] if im["file_name"] in keep_names]
         ids = {im["id"] for im in images}
         subset = dict(
@@ -176,6 +180,7 @@ class DetectionTask:
             # MGCA's computation (skips images without a kept box or a target; NaN when none is left)
             "map_40_75_mgca": metrics.get("box/map_40_75_mgca", float("nan")),
             "train_rows": float(len(images)),
+            **({"subset_ids_missing": float(subset_missing)} if self.options.subset_lists else {}),
             "batch_size": float(schedule.batch_size),
             **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},
         }
@@ -202,7 +207,9 @@ class SegmentationTask:
         view = run.work_dir / f"manifest_view{distributed.rank() or ''}"  # one per torchrun rank
         view.mkdir(parents=True, exist_ok=True)
         label = next(iter(rows[0]["labels"]))
-        train = fraction_subset(manifest.split("train"), run.fraction, run.seed, label)
+        train, subset_missing = training_subset(
+            manifest.split("train"), run, self.name, self.options.subset_lists, label
+        )
         balance = self.options.balance_train
         if balance is None:
             balance = self.dataset == "siim" and self.options.protocol == "mgca"
@@ -242,6 +249,7 @@ class SegmentationTask:
             "dice": metrics.get("seg/dice", float("nan")),
             "loss": metrics.get("seg/loss", float("nan")),
             "train_rows": float(len(train)),
+            **({"subset_ids_missing": float(subset_missing)} if self.options.subset_lists else {}),
             "batch_size": float(schedule.batch_size),
             **({"foreground_weight": float(weight)} if self.options.protocol == "fast" else {}),
             **{k: metrics[k] for k in ("selected_epoch", "trained_epochs") if k in metrics},

@@ -47,6 +47,23 @@ def test_a_task_trains_on_the_label_fraction_it_is_given(data_root, tmp_path):
     assert 2 <= small["train_rows"] <= 0.15 * full["train_rows"]
 
 
+def test_a_drawn_subset_is_written_and_a_given_one_is_used_with_missing_ids_counted(data_root, tmp_path):
+    options = {"protocol": "fast", "epochs": 1, "image_size": 32, "feature_cache": False}
+    drawn = _run("covidx-cls", options, data_root, tmp_path / "a", fraction=0.5)
+    ids = (tmp_path / "a" / "covidx-cls" / "subset_ids.txt").read_text().split()
+    assert len(ids) == drawn["train_rows"] and len(set(ids)) == len(ids)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "covidx-cls-f0.5-s0.txt").write_text("\n".join(ids[: len(ids) // 2] + ["not-a-row"]) + "\n")
+    given = _run("covidx-cls", dict(options, subset_lists=str(shared)), data_root, tmp_path / "b", fraction=0.5)
+    used = (tmp_path / "b" / "covidx-cls" / "subset_ids.txt").read_text().split()
+    assert used == ids[: len(ids) // 2] and given["train_rows"] == len(used) and given["subset_ids_missing"] == 1
+    from cmcgns.errors import DataError
+
+    with pytest.raises(DataError, match="covidx-cls-f0.1-s0.txt: no subset list"):
+        _run("covidx-cls", dict(options, subset_lists=str(shared)), data_root, tmp_path / "c", fraction=0.1)
+
+
 @pytest.mark.mm
 def test_mmdet_detection_runs_with_exported_backbone(data_root, tmp_path, tiny_pretrain_config):
     from cmcgns.training.pretrain import pretrain

@@ -80,8 +80,8 @@ def run_benchmark(
         return summary
 
     rows = run_on(backbone, Path(out), on_result)
-    label = f"backbone {rows[0]['checkpoint_hash'] if rows else '-'} ({backbone})" if backbone else "random init"
-    summary = finished(label, aggregate(rows))
+    weights = rows[0]["checkpoint_hash"] if rows else "random-init"
+    summary = finished(f"backbone {weights} ({backbone})" if backbone else "random init", aggregate(rows))
     baseline = None
     baselines: dict[str, list[dict]] = {}
     judged_random = needs_baseline(expectations)
@@ -98,7 +98,6 @@ def run_benchmark(
         )
         baselines["untrained-head"] = finished("untrained-head baseline (heads not trained)", aggregate(rows_untrained))
     bounds = {(e.task, float(e.fraction), e.metric): e.bounds() for e in expectations}
-    weights = rows[0]["checkpoint_hash"] if rows else "random-init"
     title = f"backbone {weights}" + (f" ({backbone})" if backbone else " (random init)")
     kinds = sorted({r["dataset_kind"] for r in rows})
     protocols = sorted({str(r["protocol"]) for r in rows})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.metadata
 import json
 import sys
 import time
@@ -26,13 +25,9 @@ RESULTS_NAME = "results.jsonl"
 
 
 def versions() -> dict[str, str]:
-    out = {}
-    for name in ("cmcgns", "torch", "timm", "transformers", "mmdet", "mmsegmentation", "mmengine", "mmcv"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    from cmcgns.versions import package_versions
+
+    return package_versions(("cmcgns", "torch", "timm", "transformers", "mmdet", "mmsegmentation", "mmengine", "mmcv"))
 
 
 RESULTS_SCHEMA_VERSION = 2
@@ -129,6 +124,7 @@ def run_suite(
     rows = []
     weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
     planned, done = len(components) * len(fractions) * len(seeds), 0
+    installed = versions()  # the same for every row of this process
     for name, component in components.items():
         options = dict((task_options or {}).get(name, {}))
         field = component.options.model_fields.get("protocol")
@@ -170,7 +166,7 @@ def run_suite(
                     "metrics": metrics,
                     "config_hash": config_hash,
                     "checkpoint_hash": weights,
-                    "versions": versions(),
+                    "versions": installed,
                     "seconds": round(time.perf_counter() - start, 2),
                     "world_size": distributed.world_size(),
                     "time": dt.datetime.now(dt.UTC).isoformat(),

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from cmcgns.errors import DataError
+from cmcgns.io.columns import align_columns
 from cmcgns.io.atomic import write_bytes, write_text
 
 # run diagnostics kept in results.jsonl, not tabulated
@@ -92,8 +93,7 @@ def aligned_table(summary: list[dict]) -> str:
         ]
         for s in summary
     ]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *body])
+    return "\n".join(align_columns([header, *body]))
 
 
 def _reference_cell(s: dict, reference: dict | None) -> str:

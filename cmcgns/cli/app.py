@@ -385,14 +385,9 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
 
 
 def _compact_table(rows: list[dict], columns: tuple[str, ...], width: int) -> list[str]:
-    widths = [max([len(c)] + [len(str(r[c])) for r in rows]) for c in columns[:-1]]
-    room = max(10, width - sum(widths) - 2 * len(widths))
+    from cmcgns.io.columns import align_columns
 
-    def line(values: list[str]) -> str:
-        last = values[-1] if len(values[-1]) <= room else values[-1][: room - 1] + "…"
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths)) + "  " + last
-
-    return [line(list(columns))] + [line([str(r[c]) for c in columns]) for r in rows]
+    return align_columns([list(columns)] + [[str(r[c]) for c in columns] for r in rows], width)
 
 
 @app.command("text-model")

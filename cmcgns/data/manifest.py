@@ -66,6 +66,20 @@ class Manifest:
         return self.directory / relative
 
 
+# meta.json keys write_manifest derives itself; the rest of a meta (coco, labels, ...) is the dataset's own
+DERIVED_META_KEYS = (
+    "schema_version",
+    "dataset",
+    "kind",
+    "rows",
+    "splits",
+    "image_size",
+    "source",
+    "created",
+    "cmcgns_version",
+)
+
+
 def write_manifest(
     out: Path,
     dataset: str,

@@ -121,15 +121,16 @@ def detection_map(
 ) -> float:
     """MGCA's detection metric: predictions below `score_threshold` dropped (after the detector's
     own NMS), then AP averaged over the IoU thresholds 0.40, 0.45, ..., 0.75."""
-    kept = [
-        (
-            np.asarray(b, dtype=float).reshape(-1, 4)[np.asarray(s) >= score_threshold],
-            np.asarray(s)[np.asarray(s) >= score_threshold],
-        )
-        for b, s in predictions
-    ]
+    kept = [_confident(boxes, scores, score_threshold) for boxes, scores in predictions]
     aps = [average_precision(kept, targets, t) for t in iou_thresholds]
     return float(np.mean(aps))
+
+
+def _confident(boxes, scores, score_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """An image's boxes [n, 4] and scores [n] with the scores below `score_threshold` dropped."""
+    boxes, scores = np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float)
+    keep = scores >= score_threshold
+    return boxes[keep], scores[keep]
 
 
 def mgca_detection_map(
@@ -145,9 +146,7 @@ def mgca_detection_map(
     NaN when no image is left (torchmetrics reports -1 there)."""
     kept_predictions, kept_targets = [], []
     for (boxes, scores), target in zip(predictions, targets, strict=True):
-        boxes, scores = np.asarray(boxes, dtype=float).reshape(-1, 4), np.asarray(scores, dtype=float)
-        keep = scores >= score_threshold
-        boxes, scores = boxes[keep], scores[keep]
+        boxes, scores = _confident(boxes, scores, score_threshold)
         target = np.asarray(target, dtype=float).reshape(-1, 4)
         if len(scores) == 0 or len(target) == 0:
             continue  # MGCA: `if out is None: continue` and `if filtered_target.shape[0] > 0`

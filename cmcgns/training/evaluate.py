@@ -44,27 +44,27 @@ def linear_probe_auc(
     scaler = StandardScaler().fit(train_x)
     tr, te = scaler.transform(train_x), scaler.transform(test_x)
     aucs = []
-    for j in labels if labels is not None else range(train_y.shape[1]):
-        ytr, yte = train_y[:, j], test_y[:, j]
-        mtr, mte = ~np.isnan(ytr), ~np.isnan(yte)
-        ytr, yte = (ytr[mtr] != 0).astype(int), (yte[mte] != 0).astype(int)
-        if len(set(ytr)) < 2 or len(set(yte)) < 2:
-            continue
+    for _, mtr, mte, ytr, yte in _probe_columns(train_y, test_y, labels):
         clf = LogisticRegression(max_iter=2000, C=0.5, random_state=seed).fit(tr[mtr], ytr)
         aucs.append(roc_auc_score(yte, clf.predict_proba(te[mte])[:, 1]))
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def probe_label_counts(train_y: np.ndarray, test_y: np.ndarray) -> list[tuple[int, int]]:
-    """(positives, negatives) in the test rows of each label the full probe scores (both classes in
-    train and test, NaN skipped): what the probe AUROC's interval rests on."""
-    counts = []
-    for j in range(train_y.shape[1]):
+def _probe_columns(train_y: np.ndarray, test_y: np.ndarray, labels: list[int] | None = None):
+    """(column, train mask, test mask, train 0/1, test 0/1) of each label column the probe scores:
+    NaN rows skipped, both classes present in train and in test."""
+    for j in labels if labels is not None else range(train_y.shape[1]):
         ytr, yte = train_y[:, j], test_y[:, j]
-        ytr, yte = ytr[~np.isnan(ytr)] != 0, yte[~np.isnan(yte)] != 0
-        if len(set(ytr.tolist())) == 2 and len(set(yte.tolist())) == 2:
-            counts.append((int(yte.sum()), int((~yte).sum())))
-    return counts
+        mtr, mte = ~np.isnan(ytr), ~np.isnan(yte)
+        ytr, yte = (ytr[mtr] != 0).astype(int), (yte[mte] != 0).astype(int)
+        if len(set(ytr)) == 2 and len(set(yte)) == 2:
+            yield j, mtr, mte, ytr, yte
+
+
+def probe_label_counts(train_y: np.ndarray, test_y: np.ndarray) -> list[tuple[int, int]]:
+    """(positives, negatives) in the test rows of each label the full probe scores: what the
+    probe AUROC's interval rests on."""
+    return [(int(yte.sum()), int(len(yte) - yte.sum())) for *_, yte in _probe_columns(train_y, test_y)]
 
 
 def probeable_labels(train_y: np.ndarray, test_y: np.ndarray, min_positives: int) -> list[int]:

@@ -130,16 +130,12 @@ def channels_last(module: torch.nn.Module, device: torch.device, is_cnn: bool) -
 
 
 def library_versions() -> dict[str, str]:
-    import importlib.metadata
     import platform
 
-    out = {"python": platform.python_version()}
-    for dist in ("cmcgns", "torch", "torchvision", "timm", "transformers", "numpy", "faiss-cpu", "safetensors"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    from cmcgns.versions import package_versions
+
+    names = ("cmcgns", "torch", "torchvision", "timm", "transformers", "numpy", "faiss-cpu", "safetensors")
+    return {"python": platform.python_version(), **package_versions(names)}
 
 
 def run_record(started: float, first_step: int, threads: int, workers: int) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import shutil
@@ -27,7 +26,7 @@ class Preprocessor:
         interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one.
         The folder gets splits/<split>.txt (the ids of each split); `splits` (a folder of such
         files) assigns the rows from them instead of the dataset's own draw (split_lists)."""
-        from cmcgns.data.manifest import is_prepared, read_manifest
+        from cmcgns.data.manifest import is_prepared
         from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files, read_split_lists
         from cmcgns.errors import DataError
 
@@ -50,10 +49,9 @@ class Preprocessor:
         try:
             result = self.run_fn(source, staging, image_size, workers, **self.options)
             if lists is not None:
-                result.split_lists = apply_split_lists(staging, lists)
-                rows = read_manifest(staging).rows
-                result.rows, result.dropped = len(rows), result.dropped + result.split_lists["unlisted_dropped"]
-                result.splits = dict(collections.Counter(r["split"] for r in rows))
+                result.split_lists, result.splits = apply_split_lists(staging, lists)
+                result.rows = result.split_lists["kept"]
+                result.dropped += result.split_lists["unlisted_dropped"]
             finalize_split_files(staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cmcgns.data.manifest import DROP_REPORT_NAME, MANIFEST_NAME, META_NAME, SPLITS, read_manifest, write_manifest
+from cmcgns.data.manifest import (
+    DERIVED_META_KEYS,
+    DROP_REPORT_NAME,
+    MANIFEST_NAME,
+    META_NAME,
+    SPLITS,
+    read_manifest,
+    write_manifest,
+)
 from cmcgns.errors import DataError
 from cmcgns.io.atomic import write_json, write_text
 
@@ -68,10 +76,10 @@ def finalize_split_files(out: Path) -> dict[str, str]:
     return written
 
 
-def apply_split_lists(out: Path, lists: dict[str, list[str]]) -> dict[str, Any]:
+def apply_split_lists(out: Path, lists: dict[str, list[str]]) -> tuple[dict[str, Any], dict[str, int]]:
     """Reassign the prepared rows in `out` (a staging folder) to the listed splits, drop the
     unlisted ones (with their cached files), rewrite manifest, meta, COCO files and drop report.
-    Returns what happened: kept, unlisted, missing (count and the first ids)."""
+    Returns what happened (kept, unlisted, missing: count and the first ids) and the split counts."""
     from cmcgns.data.preprocess.coco import write_coco
 
     manifest = read_manifest(out)
@@ -92,8 +100,7 @@ def apply_split_lists(out: Path, lists: dict[str, list[str]]) -> dict[str, Any]:
             if row.get(key):
                 (Path(out) / row[key]).unlink(missing_ok=True)
     meta = dict(manifest.meta)
-    extra = {k: v for k, v in meta.items() if k not in ("schema_version", "dataset", "kind", "rows", "splits",
-                                                         "image_size", "source", "created", "cmcgns_version")}  # fmt: skip
+    extra = {k: v for k, v in meta.items() if k not in DERIVED_META_KEYS}
     if meta.get("coco"):
         first = json.loads((Path(out) / next(iter(meta["coco"].values()))).read_text())
         categories = [c["name"] for c in sorted(first["categories"], key=lambda c: c["id"])]
@@ -109,7 +116,9 @@ def apply_split_lists(out: Path, lists: dict[str, list[str]]) -> dict[str, Any]:
         "missing_examples": missing[:20],
     }
     extra["split_lists"] = outcome
-    write_manifest(out, meta["dataset"], meta["kind"], kept, int(meta["image_size"]), Path(meta["source"]), extra)
+    splits = write_manifest(
+        out, meta["dataset"], meta["kind"], kept, int(meta["image_size"]), Path(meta["source"]), extra
+    )
     report_path = Path(out) / DROP_REPORT_NAME
     report = json.loads(report_path.read_text())
     if unlisted:
@@ -121,7 +130,7 @@ def apply_split_lists(out: Path, lists: dict[str, list[str]]) -> dict[str, Any]:
     report["kept"] = len(kept)
     report["split_lists"] = outcome
     write_json(report_path, report)
-    return outcome
+    return outcome, splits
 
 
 def check_split_lists(directory: Path, rows: list[dict], meta: dict) -> list[str]:

@@ -14,6 +14,7 @@ installed mm packages):
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def pyramid_levels(timm_name: str, image_size: int) -> list[tuple[int, int]]:
     """(channels, stride) of each level CMCGNSBackbone returns with its default out_indices: a ViT
     with patch p gives its patch grid at strides p/2, p, 2p (768 channels each for ViT-B); a CNN its
     last three stages (ResNet-50: 512, 1024, 2048 at 8, 16, 32)."""
+    return list(_built_pyramid_levels(timm_name, image_size))
+
+
+@functools.lru_cache(maxsize=16)  # a timm model is built to read them: the config and the neck check both ask
+def _built_pyramid_levels(timm_name: str, image_size: int) -> tuple[tuple[int, int], ...]:
     import timm
 
     model = timm.create_model(
@@ -49,8 +55,8 @@ def pyramid_levels(timm_name: str, image_size: int) -> list[tuple[int, int]]:
     )
     if hasattr(model, "blocks"):
         patch = model.patch_embed.patch_size[0]
-        return [(model.num_features, patch // 2), (model.num_features, patch), (model.num_features, 2 * patch)]
-    return [(info["num_chs"], info["reduction"]) for info in model.feature_info[-3:]]
+        return ((model.num_features, patch // 2), (model.num_features, patch), (model.num_features, 2 * patch))
+    return tuple((info["num_chs"], info["reduction"]) for info in model.feature_info[-3:])
 
 
 def pyramid_channels(timm_name: str, image_size: int) -> list[int]:

@@ -97,7 +97,7 @@ def _release_logger(experiment_name: str) -> None:
     the process) and forget the instance, so no later code logs through a stream this run closed."""
     from mmengine.logging import MMLogger
 
-    for name in [n for n in MMLogger._instance_dict if n.startswith(experiment_name)]:
+    for name in [n for n in MMLogger._instance_dict if n.startswith(f"{experiment_name}_")]:  # NAME_<timestamp>
         logger = MMLogger._instance_dict.pop(name)
         for handler in list(logger.handlers):
             handler.close()

@@ -390,6 +390,39 @@ def _compact_table(rows: list[dict], columns: tuple[str, ...], width: int) -> li
     return align_columns([list(columns)] + [[str(r[c]) for c in columns] for r in rows], width)
 
 
+@app.command()
+@reports_errors
+def embed(
+    model: Path = typer.Option(..., help="model/ folder of a finished pretrain run (or the run folder)"),
+    images: list[Path] | None = typer.Option(None, help="image files or folders (repeatable)"),
+    texts: Path | None = typer.Option(None, help="reports: one per line, or .jsonl rows with a text field"),
+    out: Path = typer.Option(..., help="output .npy; the row order is written beside it as OUT.index.txt"),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda"),
+    batch_size: int = typer.Option(32, min=1),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing OUT"),
+) -> None:
+    """L2-normalised embeddings of images or reports in the space the global loss trained.
+
+    Example: cmcgns embed --model RUN/model --images DIR --out images.npy
+    """
+    if (images is None) == (texts is None):
+        raise DataError("give exactly one of --images or --texts")
+    from cmcgns.joint.embed import embed_batches, image_inputs, text_inputs, write_embeddings
+    from cmcgns.joint.model import load_model
+    from cmcgns.training.runtime import select_device
+
+    joint, _, _ = load_model(model, select_device(device))
+    if images is not None:
+        files = image_inputs(list(images))
+        matrix = embed_batches(files, joint.encode_image, batch_size)
+        ids = [str(f) for f in files]
+    else:
+        ids, reports = text_inputs(texts)
+        matrix = embed_batches(reports, joint.encode_text, batch_size)
+    index = write_embeddings(out, matrix, ids, overwrite)
+    console.print(f"wrote {out} ({matrix.shape[0]} x {matrix.shape[1]}) and {index}", highlight=False)
+
+
 @app.command("text-model")
 @reports_errors
 def text_model(

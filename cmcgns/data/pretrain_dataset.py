@@ -76,35 +76,39 @@ class ReportCollator:
         if self.cls is None or self.sep is None:
             raise DataError("tokenizer needs [CLS]/[SEP] (or BOS/EOS) special tokens")
 
-    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        flat = [s for item in items for s in item["sentences"][: self.max_sentences]]
+    def encode_sentences(self, reports: list[list[str]]) -> dict[str, torch.Tensor]:
+        """Reports given as their sentence lists -> input_ids, attention_mask, sentence_ids [B, T]
+        (at most `max_sentences` sentences and `max_tokens` tokens per report, as in pretraining)."""
+        kept = [sentences[: self.max_sentences] for sentences in reports]
+        flat = [s for sentences in kept for s in sentences]
         encoded = self.tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
         ids_rows, sid_rows = [], []
         cursor = 0
-        for item in items:
+        for sentences in kept:
             ids, sids = [self.cls], [-1]
-            for j in range(min(len(item["sentences"]), self.max_sentences)):
+            for j in range(len(sentences)):
                 tokens = encoded[cursor + j][: self.max_tokens - 1 - len(ids)]
                 ids += tokens
                 sids += [j] * len(tokens)
-            cursor += min(len(item["sentences"]), self.max_sentences)
+            cursor += len(sentences)
             ids.append(self.sep)
             sids.append(-1)
             ids_rows.append(ids)
             sid_rows.append(sids)
-        length = max(len(r) for r in ids_rows)
-        input_ids = torch.full((len(items), length), self.pad, dtype=torch.long)
-        sentence_ids = torch.full((len(items), length), -1, dtype=torch.long)
-        attention = torch.zeros((len(items), length), dtype=torch.long)
+        length = max((len(r) for r in ids_rows), default=2)
+        input_ids = torch.full((len(kept), length), self.pad, dtype=torch.long)
+        sentence_ids = torch.full((len(kept), length), -1, dtype=torch.long)
+        attention = torch.zeros((len(kept), length), dtype=torch.long)
         for i, (ids, sids) in enumerate(zip(ids_rows, sid_rows)):
             input_ids[i, : len(ids)] = torch.tensor(ids)
             sentence_ids[i, : len(sids)] = torch.tensor(sids)
             attention[i, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention, "sentence_ids": sentence_ids}
+
+    def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
         return {
             "images": torch.stack([item["image"] for item in items]),
-            "input_ids": input_ids,
-            "attention_mask": attention,
-            "sentence_ids": sentence_ids,
+            **self.encode_sentences([item["sentences"] for item in items]),
             "index": torch.tensor([item["index"] for item in items]),
             "labels": torch.stack([item["labels"] for item in items]),
         }

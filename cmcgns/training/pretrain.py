@@ -33,6 +33,7 @@ from cmcgns.training.evaluate import (
     retrieval_recall,
 )
 from cmcgns.export import write_export
+from cmcgns.joint.export import DIR_NAME as JOINT_DIR, export_trained_model
 from cmcgns.training.metrics_log import MetricsLog
 from cmcgns.training.runtime import (
     build_optimizer_kwargs,
@@ -329,11 +330,17 @@ def _pretrain(
             config_hash=config_hash(config),
             run_id=run_dir.name,
         )
+        logit_scale = float(1.0 / core.objective.global_temperature().detach())
+        joint = export_trained_model(
+            run_dir / JOINT_DIR, core.model, config, collate.tokenizer, logit_scale, run_dir.name
+        )
         summary["export"] = {
             "dir": str(export.directory),
             "timm": str(export.timm_file),
             "mm": str(export.mm_file),
             "weights": export.weights_id,
+            "model": str(joint.directory),
+            "model_weights": joint.weights_id,
         }
         if config.train.evaluate:
             summary["eval"] = evaluate_model(core.model, config, manifest, collate, device)

@@ -19,7 +19,15 @@ from cmcgns.training import checkpoint as ckpt
 
 LOCK_NAME = ".lock"
 # outputs of a run; --overwrite removes them (and nothing else in the folder)
-RUN_OUTPUTS = (ckpt.CHECKPOINT_DIR, "export", "tensorboard", "metrics.csv", "summary.json", "config.resolved.yaml")
+RUN_OUTPUTS = (
+    ckpt.CHECKPOINT_DIR,
+    "export",
+    "model",
+    "tensorboard",
+    "metrics.csv",
+    "summary.json",
+    "config.resolved.yaml",
+)
 # fields a resume may change without --allow-config-change: they do not alter what is trained
 SAFE_ON_RESUME = (
     "run_dir",

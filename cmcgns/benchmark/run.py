@@ -71,6 +71,7 @@ def run_benchmark(
                 synthetic=suite.synthetic,
                 protocol=suite.protocol,
                 label=label,
+                random_init_like=backbone if backbone_dir is None else None,
             )
         return rows
 

@@ -68,6 +68,36 @@ def _check_torchrun_tasks(components: dict, options: dict | None) -> None:
         )
 
 
+def _task_options(component, task_options: dict | None, name: str, protocol: str | None) -> dict[str, Any]:
+    options = dict((task_options or {}).get(name, {}))
+    field = component.options.model_fields.get("protocol") if component.options else None
+    if protocol is not None and field is not None and protocol in typing.get_args(field.annotation):
+        options.setdefault("protocol", protocol)  # tasks that lack this protocol run (and record) their own
+    return options
+
+
+def plan(task, fractions: list[float], seeds: list[int]) -> list[tuple[float, int]]:
+    """The (fraction, seed) runs of a task: every pair, or one run for tasks that train nothing."""
+    if not getattr(task, "sweeps", True):
+        return [(1.0, seeds[0])]
+    return [(fraction, seed) for fraction in fractions for seed in seeds]
+
+
+def weights_ids(backbone_dir: Path | None) -> tuple[str, str | None]:
+    """(backbone weights id, whole-model weights id or None) of a `--backbone` folder: RUN/export
+    (RUN/model beside it when present) or RUN/model."""
+    from cmcgns.joint.export import DIR_NAME, MANIFEST_FILE, ModelFolder
+
+    if backbone_dir is None:
+        return "random-init", "random-init"
+    backbone_dir = Path(backbone_dir)
+    joint = next((d for d in (backbone_dir, backbone_dir.parent / DIR_NAME) if (d / MANIFEST_FILE).is_file()), None)
+    model_hash = ModelFolder.read(joint).weights_id if joint is not None else None
+    if (backbone_dir / "backbone.json").is_file() or model_hash is None:
+        return BackboneExport.read(backbone_dir).weights_id, model_hash
+    return model_hash, model_hash
+
+
 def run_task(
     name: str,
     options: dict[str, Any] | None,
@@ -111,8 +141,10 @@ def run_suite(
     synthetic: bool = False,
     protocol: str | None = None,
     label: str = "",
+    random_init_like: Path | None = None,
 ) -> list[dict]:
-    """Every task x fraction x seed (`label` names the pass in the progress lines, e.g. a baseline); `protocol` (mgca | fast) applies to tasks that offer one and is
+    """Every task x fraction x seed (tasks with `sweeps = False`, which train nothing, once at
+    fraction 1 with the first seed) (`label` names the pass in the progress lines, e.g. a baseline); `protocol` (mgca | fast) applies to tasks that offer one and is
     recorded in each row (tasks without one run their only protocol, recorded as fast)."""
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
@@ -122,15 +154,15 @@ def run_suite(
         distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     main = distributed.is_main()
     rows = []
-    weights = BackboneExport.read(backbone_dir).weights_id if backbone_dir else "random-init"
-    planned, done = len(components) * len(fractions) * len(seeds), 0
+    weights, model_hash = weights_ids(backbone_dir)
+    built = {
+        name: component.build(_task_options(component, task_options, name, protocol))
+        for name, component in components.items()
+    }
+    planned = sum(len(plan(task, fractions, seeds)) for task in built.values())
+    done = 0
     installed = versions()  # the same for every row of this process
-    for name, component in components.items():
-        options = dict((task_options or {}).get(name, {}))
-        field = component.options.model_fields.get("protocol")
-        if protocol is not None and field is not None and protocol in typing.get_args(field.annotation):
-            options.setdefault("protocol", protocol)  # tasks that lack this protocol run (and record) their own
-        task = component.build(options)
+    for name, task in built.items():
         image_size = int(getattr(task.options, "image_size", 64))
         if not main:
             distributed.barrier()  # rank 0 generates missing synthetic data first
@@ -140,40 +172,42 @@ def run_suite(
         config_hash = hashlib.sha256(
             json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
         ).hexdigest()[:16]
-        for fraction in fractions:
-            for seed in seeds:
-                done += 1
-                if main:
-                    print(
-                        f"benchmark{' ' + label if label else ''} [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                start = time.perf_counter()
-                work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
-                metrics = task.run(TaskRun(manifest, backbone_dir, fraction, seed, work, device))
-                row = {
-                    "schema_version": RESULTS_SCHEMA_VERSION,
-                    "task": name,
-                    "dataset": task.dataset,
-                    "dataset_kind": kind,
-                    "protocol": getattr(task.options, "protocol", "fast"),
-                    "fraction": fraction,
-                    "seed": seed,
-                    "backbone": weights,
-                    "image_size": int(metrics.get("image_size", image_size)),
-                    "selected_epoch": metrics.get("selected_epoch"),
-                    "metrics": metrics,
-                    "config_hash": config_hash,
-                    "checkpoint_hash": weights,
-                    "versions": installed,
-                    "seconds": round(time.perf_counter() - start, 2),
-                    "world_size": distributed.world_size(),
-                    "time": dt.datetime.now(dt.UTC).isoformat(),
-                }
-                rows.append(row)
-                if main:  # every rank holds the same metrics; one writes them
-                    append_jsonl(Path(out_dir) / RESULTS_NAME, row)
-                    if on_result:
-                        on_result(row)
+        for fraction, seed in plan(task, fractions, seeds):
+            done += 1
+            if main:
+                print(
+                    f"benchmark{' ' + label if label else ''} [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            start = time.perf_counter()
+            work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
+            metrics = task.run(
+                TaskRun(manifest, backbone_dir, fraction, seed, work, device, random_init_like=random_init_like)
+            )
+            row = {
+                "schema_version": RESULTS_SCHEMA_VERSION,
+                "task": name,
+                "dataset": task.dataset,
+                "dataset_kind": kind,
+                "protocol": getattr(task.options, "protocol", "fast"),
+                "fraction": fraction,
+                "seed": seed,
+                "backbone": weights,
+                "image_size": int(metrics.get("image_size", image_size)),
+                "selected_epoch": metrics.get("selected_epoch"),
+                "metrics": metrics,
+                "config_hash": config_hash,
+                "checkpoint_hash": weights,
+                "model_hash": model_hash,
+                "versions": installed,
+                "seconds": round(time.perf_counter() - start, 2),
+                "world_size": distributed.world_size(),
+                "time": dt.datetime.now(dt.UTC).isoformat(),
+            }
+            rows.append(row)
+            if main:  # every rank holds the same metrics; one writes them
+                append_jsonl(Path(out_dir) / RESULTS_NAME, row)
+                if on_result:
+                    on_result(row)
     return rows

@@ -25,6 +25,7 @@ def ensure_synthetic(
         "raw_size": raw_size,
         "image_size": image_size,
         "meanings": 1,
+        "eval_sets": 1,  # folders prepared before the fixed evaluation sets are made again
     }
     stamp = prepared / SYNTHETIC_STAMP
     if is_prepared(prepared) and stamp.is_file() and json.loads(stamp.read_text()) == key:

@@ -20,6 +20,9 @@ class TaskRun:
     seed: int
     work_dir: Path
     device: str = "cpu"
+    # with backbone_dir None: the pretrained model whose architecture a random-init baseline copies
+    # (tasks that need more than the image backbone, e.g. zero-shot); None = the task's own default
+    random_init_like: Path | None = None
 
 
 class DownstreamTask(Protocol):

@@ -150,8 +150,15 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def split_rows(manifest, fraction: float, seed: int, names: list[str], opts: ClassificationOptions):
     """(train subset, validation, test): validation is the `val` split, else a patient-disjoint
-    hold-out of the training split (mgca); the label fraction comes from the remaining training rows."""
+    hold-out of the training split (mgca); the label fraction comes from the remaining training rows.
+    Rows of a fixed evaluation set drawn from the training split (CheXpert 5x200) are never trained
+    or validated on (`cmcgns.data.preprocess.eval_sets`)."""
+    from cmcgns.data.preprocess.eval_sets import training_exclusions
+
+    excluded = training_exclusions(manifest)
     train_all, val, test = manifest.split("train"), manifest.split("val"), manifest.split("test")
+    train_all = [r for r in train_all if str(r["id"]) not in excluded]
+    val = [r for r in val if str(r["id"]) not in excluded]
     if opts.protocol == "mgca" and not val:
         fractions = {"train": 1 - opts.val_fraction, "val": opts.val_fraction}
         by_patient = {

@@ -36,6 +36,7 @@ BUILTIN_PLUGINS = (
     "cmcgns.heads.cm_mir",
     "cmcgns.heads.mae_pixel",
     "cmcgns.downstream.classification",
+    "cmcgns.downstream.zero_shot",
     "cmcgns.downstream.dense",
     "cmcgns.data.preprocess.registry",
 )

@@ -57,6 +57,7 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
         item_id = "_".join(parts[1:]).rsplit(".", 1)[0]
         try:
             labels = {k: _value(row[k], uncertain, k) for k in COMPETITION_LABELS}
+            raw = {k: chexpert_label(row[k]) for k in COMPETITION_LABELS}
         except ValueError:
             raise DataError(f"{csv_path}:{lineno}: label values must be blank, 1.0, 0.0 or -1.0") from None
         add_candidate(
@@ -66,6 +67,7 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
                 "split": split,
                 "patient": patient,
                 "labels": labels,
+                "raw_labels": raw,  # before the uncertainty policy: what the 5x200 rule reads
                 "_src": base.parent / row["Path"],
             },
             drops,

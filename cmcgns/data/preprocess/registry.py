@@ -27,6 +27,7 @@ class Preprocessor:
         The folder gets splits/<split>.txt (the ids of each split); `splits` (a folder of such
         files) assigns the rows from them instead of the dataset's own draw (split_lists)."""
         from cmcgns.data.manifest import is_prepared
+        from cmcgns.data.preprocess.eval_sets import DATASET_EVAL_SETS, write_eval_sets
         from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files, read_split_lists
         from cmcgns.errors import DataError
 
@@ -53,6 +54,7 @@ class Preprocessor:
                 result.rows = result.split_lists["kept"]
                 result.dropped += result.split_lists["unlisted_dropped"]
             finalize_split_files(staging)
+            write_eval_sets(staging, DATASET_EVAL_SETS.get(self.name, ()), shown=out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -13,6 +13,8 @@ demo:
 	$(VENV)/bin/cmcgns pretrain --config demo --set run_dir=$(DEMO_DIR)/pretrain --overwrite
 	$(VENV)/bin/cmcgns benchmark --tasks rsna-cls,covidx-cls,rsna-det,siim-seg --fractions 0.1,1.0 --seeds 0 \
 	  --backbone $(DEMO_DIR)/pretrain/export --data-root $(DEMO_DIR)/data --out $(DEMO_DIR)/benchmark --synthetic --synthetic-studies 400 --protocol fast --compare-random-init
+	$(VENV)/bin/cmcgns benchmark --tasks chexpert-zeroshot,rsna-zeroshot,mimic-retrieval --set mimic-retrieval.eval_set=split \
+	  --backbone $(DEMO_DIR)/pretrain/export --data-root $(DEMO_DIR)/data --out $(DEMO_DIR)/zero-shot --synthetic --synthetic-studies 400 --compare-random-init
 
 test: check
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-from cmcgns.data.bootstrap import SYNTHETIC_STAMP, ensure_synthetic
+from cmcgns.data.bootstrap import SYNTHETIC_STAMP, ensure_synthetic, synthetic_kind
 from cmcgns.data.manifest import is_prepared
 from cmcgns.export import BackboneExport
 from cmcgns.downstream.base import TaskRun
@@ -36,7 +36,8 @@ RESULTS_SCHEMA_VERSION = 2
 def dataset_dir(
     dataset: str, data_root: Path, synthetic: bool, synthetic_studies: int | dict[str, int], image_size: int
 ) -> tuple[Path, str]:
-    """(prepared folder, "real" | "synthetic"). Generated data is used only when asked for
+    """(prepared folder, "real" | "synthetic" | another generated kind, e.g. Open-i's "synthetic
+    images, real Open-i reports"). Generated data is used only when asked for
     (`--synthetic`): a data root without the dataset is an error naming the missing folder."""
     prepared = Path(data_root) / dataset
     if is_prepared(prepared) and not (prepared / SYNTHETIC_STAMP).is_file():
@@ -51,7 +52,8 @@ def dataset_dir(
         if isinstance(synthetic_studies, dict)
         else synthetic_studies
     )
-    return ensure_synthetic(dataset, Path(data_root), studies, 0, 2 * image_size, image_size), "synthetic"
+    folder = ensure_synthetic(dataset, Path(data_root), studies, 0, 2 * image_size, image_size)
+    return folder, synthetic_kind(folder)
 
 
 def _check_torchrun_tasks(components: dict, options: dict | None) -> None:

@@ -6,6 +6,7 @@ they run once per model (`sweeps = False`); their sets are fixed by ID lists.
 - `rsna-zeroshot`: RSNA pneumonia vs normal on the test split, AUROC, accuracy, F1
 - `mimic-retrieval`: MIMIC-CXR 5x200 on the test split (or the whole split), image->report and
   report->image Recall@1/5/10 and median rank, the reports built as pretraining built them
+- `openi-zeroshot`, `openi-retrieval`: the same on Open-i's test split (its real reports)
 
 The model is `RUN/model` beside the `--backbone RUN/export` folder (or the folder given); the
 random-init baseline is the same architecture randomly initialised (seeded).
@@ -45,6 +46,12 @@ class RetrievalOptions(ZeroShotOptions):
     )
 
 
+class OpeniRetrievalOptions(RetrievalOptions):
+    eval_set: Literal["5x200", "split"] = pydantic.Field(
+        "split", description="split: every row of `split` (default for Open-i); 5x200: the openi-5x200 set"
+    )
+
+
 def model_folder_of(path: Path) -> ModelFolder:
     """The whole model for a `--backbone` path: RUN/model itself, a run folder, or RUN/export
     (the model folder beside it)."""
@@ -81,8 +88,11 @@ def image_embeddings(model, directory: Path, rows: list[dict], opts: ZeroShotOpt
 class ZeroShotTask:
     sweeps = False  # no training: one run per model, whatever fractions and seeds the suite lists
 
-    def __init__(self, name: str, dataset: str, options: ZeroShotOptions, classes: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, dataset: str, options: ZeroShotOptions, classes: tuple[str, ...], eval_set: str = ""
+    ) -> None:
         self.name, self.dataset, self.options, self.classes = name, dataset, options, classes
+        self.eval_set = eval_set  # the fixed set preprocess drew (cmcgns.data.preprocess.eval_sets)
 
     def evaluation_rows(self, run: TaskRun) -> tuple[list[dict], np.ndarray, dict[str, float]]:
         raise NotImplementedError
@@ -108,13 +118,16 @@ class ZeroShotTask:
         }
 
 
-class CheXpertZeroShot(ZeroShotTask):
+class FiveClassZeroShot(ZeroShotTask):
+    """5-way zero-shot on a 5x200 set (CheXpert's, or Open-i's test images of exactly one class)."""
+
     def evaluation_rows(self, run: TaskRun) -> tuple[list[dict], np.ndarray, dict[str, float]]:
         manifest = read_manifest(run.manifest_dir)
-        rows, labels, _ = eval_set_rows(manifest, "chexpert-5x200", self.options.ids, self.classes)
+        rows, labels, _ = eval_set_rows(manifest, self.eval_set, self.options.ids, self.classes)
         truth = np.array([self.classes.index(c) for c in labels])
         per_class = np.bincount(truth, minlength=len(self.classes))
-        return rows, truth, {"per_class": float(per_class.min()), "chance_acc": 1.0 / len(self.classes)}
+        majority = per_class.max() / max(1, per_class.sum())  # the accuracy of always guessing the largest class
+        return rows, truth, {"per_class": float(per_class.min()), "chance_acc": float(majority)}
 
     def metric(self, truth: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         from cmcgns.joint.zero_shot import multiclass_scores
@@ -142,7 +155,7 @@ class RsnaZeroShot(ZeroShotTask):
         return binary_scores(truth, scores)
 
 
-class MimicRetrieval(ZeroShotTask):
+class ReportRetrieval(ZeroShotTask):
     options: RetrievalOptions
 
     def run(self, run: TaskRun) -> dict[str, float]:
@@ -151,7 +164,7 @@ class MimicRetrieval(ZeroShotTask):
         opts = self.options
         manifest = read_manifest(run.manifest_dir)
         if opts.eval_set == "5x200" or opts.ids is not None:
-            rows, _, _ = eval_set_rows(manifest, "mimic-5x200", opts.ids, self.classes)
+            rows, _, _ = eval_set_rows(manifest, self.eval_set, opts.ids, self.classes)
         else:
             rows = [dict(r) for r in manifest.split(opts.split)]
         if len(rows) < 2:
@@ -176,7 +189,7 @@ class MimicRetrieval(ZeroShotTask):
 def register_downstream_tasks(register: Register) -> None:
     register(
         "chexpert-zeroshot",
-        lambda options: CheXpertZeroShot("chexpert-zeroshot", "chexpert", options, FIVE_CLASSES),
+        lambda options: FiveClassZeroShot("chexpert-zeroshot", "chexpert", options, FIVE_CLASSES, "chexpert-5x200"),
         options=ZeroShotOptions,
         description="CheXpert 5x200 zero-shot from prompts (ACC, macro F1); needs RUN/model",
     )
@@ -188,7 +201,19 @@ def register_downstream_tasks(register: Register) -> None:
     )
     register(
         "mimic-retrieval",
-        lambda options: MimicRetrieval("mimic-retrieval", "mimic-cxr", options, FIVE_CLASSES),
+        lambda options: ReportRetrieval("mimic-retrieval", "mimic-cxr", options, FIVE_CLASSES, "mimic-5x200"),
         options=RetrievalOptions,
         description="MIMIC-CXR 5x200 image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
+    )
+    register(
+        "openi-zeroshot",
+        lambda options: FiveClassZeroShot("openi-zeroshot", "openi", options, FIVE_CLASSES, "openi-5x200"),
+        options=ZeroShotOptions,
+        description="Open-i test images of exactly one of 5 classes, zero-shot (ACC, macro F1); needs RUN/model",
+    )
+    register(
+        "openi-retrieval",
+        lambda options: ReportRetrieval("openi-retrieval", "openi", options, FIVE_CLASSES, "openi-5x200"),
+        options=OpeniRetrievalOptions,
+        description="Open-i test split image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
     )

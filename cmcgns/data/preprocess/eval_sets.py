@@ -39,6 +39,7 @@ class EvalSetRule:
     per_class: int = 200
     exclude_from_training: bool = False
     seed: int = 0
+    balanced: bool = True  # False: up to per_class of each class, not the smallest class's count
 
 
 # dataset -> the sets `cmcgns preprocess` draws for it
@@ -46,6 +47,8 @@ DATASET_EVAL_SETS: dict[str, tuple[EvalSetRule, ...]] = {
     # GLoRIA/MGCA: drawn from the training images, which chexpert-cls then does not train on
     "chexpert": (EvalSetRule("chexpert-5x200", "train", exclude_from_training=True),),
     "mimic-cxr": (EvalSetRule("mimic-5x200", "test"),),
+    # Open-i is small (about 3,300 frontal images): every eligible test image, up to 200 a class
+    "openi": (EvalSetRule("openi-5x200", "test", balanced=False),),
 }
 
 
@@ -75,7 +78,7 @@ def draw(rows: list[dict], rule: EvalSetRule) -> tuple[dict[str, list[str]], dic
         if found is not None:
             eligible[found].append(str(row["id"]))
     counts = {c: len(ids) for c, ids in eligible.items()}
-    n = min([rule.per_class, *counts.values()])
+    n = min([rule.per_class, *counts.values()]) if rule.balanced else rule.per_class
     return {c: sorted(ids, key=lambda i: _order(rule.seed, i))[:n] for c, ids in eligible.items()}, counts
 
 
@@ -89,7 +92,7 @@ def write_eval_sets(out: Path, rules: tuple[EvalSetRule, ...], shown: Path | Non
     recorded = {}
     for rule in rules:
         chosen, eligible = draw(manifest.rows, rule)
-        per_class = len(next(iter(chosen.values()))) if chosen else 0
+        per_class = min((len(ids) for ids in chosen.values()), default=0)
         relative = f"{EVAL_DIR}/{rule.name}.txt"
         write_text(Path(out) / relative, "".join(f"{i}\n" for c in rule.classes for i in chosen[c]))
         recorded[rule.name] = {
@@ -102,7 +105,7 @@ def write_eval_sets(out: Path, rules: tuple[EvalSetRule, ...], shown: Path | Non
             "exclude_from_training": rule.exclude_from_training,
             "rule": "definite positive for exactly one class, the others 0 or not mentioned; seeded order",
         }
-        if per_class < rule.per_class:
+        if per_class < rule.per_class and rule.balanced:
             short = min(eligible, key=lambda c: eligible[c])
             print(
                 f"{shown or out}: {rule.name} has {per_class} images per class, not {rule.per_class} "

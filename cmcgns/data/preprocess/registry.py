@@ -95,6 +95,7 @@ BUILTIN_DATASETS = [
     ("siim", "segmentation", "siim", None, "SIIM-ACR pneumothorax masks from RLE"),
     ("covidx", "classification", "covidx", None, "COVIDx CXR: normal/pneumonia/COVID-19 (or positive/negative)"),
     ("object-cxr", "detection", "objectcxr", None, "Object-CXR foreign objects as COCO boxes"),
+    ("openi", "pretrain", "openi", None, "Open-i (IU X-ray) images + reports -> pretraining pairs, MeSH labels"),
 ]
 
 

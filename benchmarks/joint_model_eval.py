@@ -22,6 +22,12 @@ METRICS = {
     "chexpert-zeroshot": ("acc", "macro_f1"),
     "rsna-zeroshot": ("auroc", "acc"),
     "mimic-retrieval": ("i2t_r1", "i2t_r5", "t2i_r1", "i2t_median_rank"),
+    "openi-zeroshot": ("acc", "macro_f1"),
+    "openi-retrieval": ("i2t_r1", "i2t_r5", "t2i_r1", "i2t_median_rank"),
+}
+SUITES = {
+    "mimic-cxr": ("chexpert-zeroshot", "rsna-zeroshot", "mimic-retrieval"),
+    "openi": ("openi-zeroshot", "openi-retrieval"),
 }
 
 
@@ -34,6 +40,12 @@ def main() -> None:
     ap.add_argument("--rsna-studies", type=int, default=600)
     ap.add_argument("--set", action="append", default=[], help="pretraining config override (repeatable)")
     ap.add_argument("--pretrained", action="store_true", help="reuse finished runs under --out")
+    ap.add_argument(
+        "--dataset",
+        default="mimic-cxr",
+        choices=sorted(SUITES),
+        help="pretraining data: the built-in synthetic MIMIC-CXR, or Open-i (its real reports, generated images)",
+    )
     args = ap.parse_args()
 
     from cmcgns.benchmark.suite import run_suite
@@ -42,7 +54,14 @@ def main() -> None:
     from cmcgns.config.schema import PretrainConfig
     from cmcgns.training.pretrain import pretrain
 
+    from cmcgns.data.bootstrap import ensure_synthetic
+
     seeds = [int(s) for s in args.seeds.split(",")]
+    tasks = list(SUITES[args.dataset])
+    extra = list(args.set)
+    if args.dataset == "openi":  # every real report once; pretraining reads the prepared folder
+        prepared = ensure_synthetic("openi", args.out / "data", 3955, 0, 128, 64, workers=2)
+        extra.append(f"data.manifest={prepared}")
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     chance: dict[str, float] = {}
     for seed in seeds:
@@ -53,7 +72,7 @@ def main() -> None:
                     PretrainConfig,
                     args.config,
                     [f"run_dir={run_dir}", f"train.seed={seed}", f"data.pairing={pairing}", "train.tensorboard=false"]
-                    + args.set,
+                    + extra,
                 )
             )
             if not (args.pretrained and (run_dir / "model" / "model.json").is_file()):
@@ -64,6 +83,7 @@ def main() -> None:
                 "chexpert": args.chexpert_studies,
                 "rsna": args.rsna_studies,
                 "mimic-cxr": synthetic.studies,
+                "openi": 3955,
             }
             candidates = (
                 {"pretrained": run_dir / "export"}
@@ -77,7 +97,7 @@ def main() -> None:
                 label = name if pairing == "paired" or name != "pretrained" else "shuffled pairing"
                 label = "paired" if label == "pretrained" else label
                 rows = run_suite(
-                    list(METRICS),
+                    tasks,
                     [1.0],
                     [seed],
                     args.out / "eval" / f"{label.replace(' ', '-')}-s{seed}",
@@ -85,8 +105,7 @@ def main() -> None:
                     args.out / "data",
                     {
                         "mimic-retrieval": {"eval_set": "split", "split": "test"},
-                        "chexpert-zeroshot": {},
-                        "rsna-zeroshot": {},
+                        "openi-retrieval": {"eval_set": "split", "split": "test"},
                     },
                     studies,
                     synthetic=True,
@@ -98,7 +117,7 @@ def main() -> None:
                         per_task.setdefault(metric, []).append(row["metrics"][metric])
                     chance[row["task"]] = row["metrics"].get("chance_acc") or row["metrics"].get("chance_r1") or 0.5
                     chance[row["task"] + ":n"] = row["metrics"]["test_rows"]
-    print(f"\n{len(seeds)} pretraining seeds ({args.config}); mean ± std over seeds")
+    print(f"\n{len(seeds)} pretraining seeds ({args.config} on {args.dataset}); mean ± std over seeds")
     print(f"{'model':<18} {'task':<18} {'metric':<16} {'mean ± std':<18} chance   n")
     for label, tasks in results.items():
         for task, metrics in tasks.items():

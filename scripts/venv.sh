@@ -30,6 +30,11 @@ if [ ! -f "$base/.dev-$dev_key" ]; then  # lint/type-check tools: outside the ve
   "$base/bin/pip" install -q -r requirements/dev.txt >&2
   rm -f "$base"/.dev-* && touch "$base/.dev-$dev_key"
 fi
+ray_key=$(sha256sum requirements/ray.txt | cut -c1-12)
+if [ ! -f "$base/.ray-$ray_key" ]; then  # the optional Ray launcher, which the tests exercise: likewise
+  "$base/bin/pip" install -q -r requirements/ray.txt -c requirements/lock.txt -c requirements/mm-lock.txt >&2
+  rm -f "$base"/.ray-* && touch "$base/.ray-$ray_key"
+fi
 # A base that an earlier version of this script shared between checkouts still holds one
 # checkout's editable install: take it out, or every overlay would see that checkout's code.
 if compgen -G "$base/lib/python3*/site-packages/__editable__*cmcgns*" >/dev/null; then

@@ -79,9 +79,13 @@ def needs_baseline(expected: list[Expectation], kind: str = "random-init") -> li
 
 
 def check(
-    summary: list[dict], expected: list[Expectation], baselines: dict[str, list[dict]] | None = None
+    summary: list[dict],
+    expected: list[Expectation],
+    baselines: dict[str, list[dict]] | None = None,
+    planned: set[tuple[str, float]] | None = None,
 ) -> list[str]:
-    """Failures as messages; a metric missing from a task/fraction that ran is a failure too.
+    """Failures as messages; a metric missing from a task/fraction that ran is a failure too, and so
+    is a `planned` (task, fraction) with no row at all (every run of it failed).
     `baselines` maps a baseline name (random-init, untrained-head) to the summary of the same suite
     run that way (for `beats` entries)."""
     index = {(s["task"], float(s["fraction"]), s["metric"]): s for s in summary}
@@ -96,6 +100,8 @@ def check(
         if got is None:
             if any(s["task"] == e.task and float(s["fraction"]) == float(e.fraction) for s in summary):
                 failures.append(f"{e.task} @{e.fraction:g} {e.metric}: expected but not measured")
+            elif planned and (e.task, float(e.fraction)) in planned:
+                failures.append(f"{e.task} @{e.fraction:g} {e.metric}: expected, but no run of it recorded a row")
             continue  # tasks/fractions outside this run's selection are not judged
         if e.value is not None or e.min is not None or e.max is not None:
             lo, hi = e.bounds()

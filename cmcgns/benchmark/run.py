@@ -9,7 +9,7 @@ from collections.abc import Callable
 from cmcgns import distributed
 from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected, needs_baseline
 from cmcgns.benchmark.reference import load_reference
-from cmcgns.benchmark.suite import run_suite
+from cmcgns.benchmark.suite import run_suite, weights_ids
 from cmcgns.benchmark.suite_file import SuiteFile
 from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
 from cmcgns.plugins.manager import get_registry
@@ -34,6 +34,10 @@ def run_benchmark(
     on_result: Callable[[dict], None] | None = None,
     compare_random_init: bool = False,
     on_pass: Callable[[str, list[dict]], None] | None = None,
+    launcher: str = "sequential",
+    rerun: bool = False,
+    ray_address: str | None = None,
+    ray_cpus_per_run: int = 1,
 ) -> BenchmarkReport:
     """`compare_random_init` also runs the suite on a random-init backbone with the same splits and
     seeds, shown beside each result; `beats: random-init` gate entries run that baseline for the tasks
@@ -72,8 +76,16 @@ def run_benchmark(
                 protocol=suite.protocol,
                 label=label,
                 random_init_like=backbone if backbone_dir is None else None,
+                launcher=launcher,
+                rerun=rerun,
+                keep_going=True,
+                ray_address=ray_address,
+                ray_cpus_per_run=ray_cpus_per_run,
             )
-        return rows
+        failed.extend((label or "backbone", r) for r in rows if r.get("status", "ok") != "ok")
+        return [r for r in rows if r.get("status", "ok") == "ok"]
+
+    failed: list[tuple[str, dict]] = []
 
     def finished(label: str, summary: list[dict]) -> list[dict]:
         if on_pass is not None and distributed.is_main():
@@ -81,7 +93,7 @@ def run_benchmark(
         return summary
 
     rows = run_on(backbone, Path(out), on_result)
-    weights = rows[0]["checkpoint_hash"] if rows else "random-init"
+    weights = weights_ids(backbone)[0]
     summary = finished(f"backbone {weights} ({backbone})" if backbone else "random init", aggregate(rows))
     baseline = None
     baselines: dict[str, list[dict]] = {}
@@ -120,10 +132,24 @@ def run_benchmark(
     files: dict[str, Path] = {"results": Path(out) / "results.jsonl"}
     if distributed.is_main():  # under torchrun every rank holds the same rows; one writes the tables
         files.update(write_tables(summary, out, reference_values, bounds, title, note, baseline))
+    run_failures = [
+        f"{r['task']} @{float(r['fraction']):g} seed {r['seed']} ({where}): run failed, no row ({r.get('error', '')})"
+        for where, r in failed
+    ]
     return BenchmarkReport(
         rows,
         summary,
-        check(summary, expectations, baselines),
+        run_failures
+        + check(
+            summary,
+            expectations,
+            baselines,
+            planned={
+                (e.task, float(e.fraction))
+                for e in expectations
+                if e.task in suite.tasks and float(e.fraction) in suite.fractions_for(e.task)
+            },
+        ),
         markdown_table(summary, reference_values, note, baseline),
         files,
     )

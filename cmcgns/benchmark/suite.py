@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import sys
-import time
 import typing
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from collections.abc import Callable
 from cmcgns.data.bootstrap import SYNTHETIC_STAMP, ensure_synthetic, synthetic_kind
 from cmcgns.data.manifest import is_prepared
 from cmcgns.export import BackboneExport
-from cmcgns.downstream.base import TaskRun
 from cmcgns import distributed
 from cmcgns.errors import ConfigError, DataError
 from cmcgns.io.atomic import append_jsonl
@@ -28,9 +25,6 @@ def versions() -> dict[str, str]:
     from cmcgns.versions import package_versions
 
     return package_versions(("cmcgns", "torch", "timm", "transformers", "mmdet", "mmsegmentation", "mmengine", "mmcv"))
-
-
-RESULTS_SCHEMA_VERSION = 2
 
 
 def dataset_dir(
@@ -144,26 +138,41 @@ def run_suite(
     protocol: str | None = None,
     label: str = "",
     random_init_like: Path | None = None,
+    launcher: str = "sequential",
+    rerun: bool = False,
+    keep_going: bool = False,
+    ray_address: str | None = None,
+    ray_cpus_per_run: int = 1,
 ) -> list[dict]:
     """Every task x fraction x seed (tasks with `sweeps = False`, which train nothing, once at
-    fraction 1 with the first seed) (`label` names the pass in the progress lines, e.g. a baseline); `protocol` (mgca | fast) applies to tasks that offer one and is
-    recorded in each row (tasks without one run their only protocol, recorded as fast)."""
+    fraction 1 with the first seed); `label` names the pass in the progress lines, e.g. a baseline;
+    `protocol` (mgca | fast) applies to tasks that offer one and is recorded in each row (tasks
+    without one run their only protocol, recorded as fast).
+
+    Runs already recorded in OUT/results.jsonl with the same key are skipped (their rows returned)
+    unless `rerun`; `launcher` is `sequential` (this process) or `ray` (`cmcgns.benchmark.launch`);
+    with `keep_going` a failed run is recorded (status failed) and the others go on, else it raises."""
+    from cmcgns.benchmark.launch import LAUNCHERS, RunSpec, recorded_rows, run_on_ray, run_sequential
+
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"--launcher {launcher!r}: choose one of {', '.join(LAUNCHERS)}")
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
     registry = get_registry()
     components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
     if distributed.world_size_from_env() > 1:
+        if launcher != "sequential":
+            raise ConfigError("--launcher ray runs each run as its own Ray task; launch it without torchrun")
         _check_torchrun_tasks(components, task_options)
         distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     main = distributed.is_main()
-    rows = []
     weights, model_hash = weights_ids(backbone_dir)
     built = {
         name: component.build(_task_options(component, task_options, name, protocol))
         for name, component in components.items()
     }
-    planned = sum(len(plan(task, fractions, seeds)) for task in built.values())
-    done = 0
     installed = versions()  # the same for every row of this process
+    specs: list[RunSpec] = []
+    info: dict[str, tuple[str, str]] = {}
     for name, task in built.items():
         image_size = int(getattr(task.options, "image_size", 64))
         if not main:
@@ -171,45 +180,58 @@ def run_suite(
         manifest, kind = dataset_dir(task.dataset, data_root, synthetic, synthetic_studies, image_size)
         if main:
             distributed.barrier()
+        options = task.options.model_dump(mode="json")
         config_hash = hashlib.sha256(
-            json.dumps({"task": name, "options": task.options.model_dump(mode="json")}, sort_keys=True).encode()
+            json.dumps({"task": name, "options": options}, sort_keys=True).encode()
         ).hexdigest()[:16]
+        info[name] = (task.dataset, str(getattr(task.options, "protocol", "fast")))
         for fraction, seed in plan(task, fractions, seeds):
-            done += 1
-            if main:
-                print(
-                    f"benchmark{' ' + label if label else ''} [{done}/{planned}] {name} fraction {fraction:g} seed {seed}",
-                    file=sys.stderr,
-                    flush=True,
+            specs.append(
+                RunSpec(
+                    name,
+                    options,
+                    fraction,
+                    seed,
+                    manifest,
+                    kind,
+                    config_hash,
+                    out_dir / "work" / f"{name}-f{fraction}-s{seed}",
+                    backbone_dir,
+                    weights,
+                    model_hash,
+                    device,
+                    random_init_like,
+                    installed,
+                    label,
                 )
-            start = time.perf_counter()
-            work = Path(out_dir) / "work" / f"{name}-f{fraction}-s{seed}"
-            metrics = task.run(
-                TaskRun(manifest, backbone_dir, fraction, seed, work, device, random_init_like=random_init_like)
             )
-            row = {
-                "schema_version": RESULTS_SCHEMA_VERSION,
-                "task": name,
-                "dataset": task.dataset,
-                "dataset_kind": kind,
-                "protocol": getattr(task.options, "protocol", "fast"),
-                "fraction": fraction,
-                "seed": seed,
-                "backbone": weights,
-                "image_size": int(metrics.get("image_size", image_size)),
-                "selected_epoch": metrics.get("selected_epoch"),
-                "metrics": metrics,
-                "config_hash": config_hash,
-                "checkpoint_hash": weights,
-                "model_hash": model_hash,
-                "versions": installed,
-                "seconds": round(time.perf_counter() - start, 2),
-                "world_size": distributed.world_size(),
-                "time": dt.datetime.now(dt.UTC).isoformat(),
-            }
-            rows.append(row)
-            if main:  # every rank holds the same metrics; one writes them
-                append_jsonl(Path(out_dir) / RESULTS_NAME, row)
-                if on_result:
-                    on_result(row)
-    return rows
+    results = out_dir / RESULTS_NAME
+    recorded = {} if rerun else recorded_rows(results)
+    kept = {spec.key: recorded[spec.key] for spec in specs if spec.key in recorded}
+    todo = [spec for spec in specs if spec.key not in kept]
+    if kept and main:
+        print(
+            f"benchmark{' ' + label if label else ''}: {len(kept)} of {len(specs)} runs already recorded in "
+            f"{results} with this backbone and these settings, skipped (--rerun runs them again)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def record(row: dict) -> None:
+        if main:  # every rank holds the same metrics; one writes them
+            append_jsonl(results, row)
+            if on_result and row.get("status", "ok") == "ok":
+                on_result(row)
+
+    if launcher == "ray" and todo:
+        new = run_on_ray(todo, record, info, ray_address, ray_cpus_per_run)
+    else:
+        new = run_sequential(todo, record, keep_going, info, start_at=len(kept), planned=len(specs))
+    by_key = {row_key_of(row): row for row in new}
+    return [kept.get(spec.key) or by_key[spec.key] for spec in specs if spec.key in kept or spec.key in by_key]
+
+
+def row_key_of(row: dict) -> tuple:
+    from cmcgns.benchmark.launch import row_key
+
+    return row_key(row)

@@ -23,6 +23,10 @@ SKIP = {
     "image_size",
     "batch_size",
     "subset_ids_missing",
+    "candidates",
+    "per_class",
+    "prompts",
+    "positives",
 }
 
 
@@ -44,6 +48,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
     intervals: dict[tuple[str, float, str], list[tuple[float, float]]] = {}
     protocols: dict[tuple[str, float], set[str]] = {}
     for r in rows:
+        if r.get("status", "ok") != "ok":  # a failed run is recorded with its error, not tabulated
+            continue
         protocols.setdefault((r["task"], float(r["fraction"])), set()).add(str(r.get("protocol", "fast")))
         for metric, value in r["metrics"].items():
             if metric.endswith(("_ci_low", "_ci_high")):

@@ -128,6 +128,11 @@ def pretrain(
     allow_config_change: bool = typer.Option(
         False, "--allow-config-change", help="resume although the config differs from the checkpoint's (listed)"
     ),
+    allow_world_size_change: bool = typer.Option(
+        False,
+        "--allow-world-size-change",
+        help="resume a checkpoint made with another number of processes (changes the gathered batch)",
+    ),
     print_config: bool = typer.Option(False, "--print-config", help="print the resolved config and exit"),
     list_configs: bool = typer.Option(False, "--list-configs", help="list the packaged configs and exit"),
     progress: bool = typer.Option(True, help="rich progress bar on rank 0"),
@@ -155,7 +160,14 @@ def pretrain(
         return
     from cmcgns.training.pretrain import pretrain as run
 
-    summary = run(cfg, resume=resume, progress=progress, overwrite=overwrite, allow_config_change=allow_config_change)
+    summary = run(
+        cfg,
+        resume=resume,
+        progress=progress,
+        overwrite=overwrite,
+        allow_config_change=allow_config_change,
+        allow_world_size_change=allow_world_size_change,
+    )
     from cmcgns import distributed
 
     if distributed.is_main():  # under torchrun every rank returns; one prints
@@ -261,6 +273,16 @@ def benchmark(
         False, "--synthetic", help="generate the datasets the data root lacks (every result row is marked synthetic)"
     ),
     option: list[str] | None = set_option("rsna-cls.epochs=5", "task option, prefixed by the task"),
+    launcher: str = typer.Option(
+        "sequential", help="sequential (this process) or ray (each run a Ray task, local or --ray-address)"
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="an existing Ray cluster (else RAY_ADDRESS, else a local instance started here)"
+    ),
+    ray_cpus_per_run: int = typer.Option(1, min=1, help="CPUs per run on CPU devices (CUDA runs take 1 GPU)"),
+    rerun: bool = typer.Option(
+        False, "--rerun", help="run again the runs OUT/results.jsonl already records (default: skip them)"
+    ),
 ) -> None:
     """Run a suite (tasks x fractions x seeds); JSON lines, mean ± std tables, regression gate.
 
@@ -318,6 +340,10 @@ def benchmark(
         compare_random_init=compare_random_init,
         on_result=lambda r: console.print(result_line(r), highlight=False, soft_wrap=True),
         on_pass=show_pass,
+        launcher=launcher,
+        rerun=rerun,
+        ray_address=ray_address,
+        ray_cpus_per_run=ray_cpus_per_run,
     )
     if distributed.is_main():  # under torchrun: one rank prints; every rank exits with the verdict
         for f in report.failures:

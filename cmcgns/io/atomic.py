@@ -63,10 +63,16 @@ def write_jsonl(path: str | os.PathLike, rows: Any) -> None:
 
 
 def append_jsonl(path: str | os.PathLike, row: Any) -> None:
-    """Append one JSON line; the line is written with a single write call and fsynced."""
+    """Append one JSON line; the line is written with a single write call and fsynced. A torn last
+    line (a writer killed mid-write) is ended first, so it cannot swallow the new row."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(row, sort_keys=True, default=str) + "\n"
+    if target.is_file() and target.stat().st_size:
+        with open(target, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            if existing.read(1) != b"\n":
+                line = "\n" + line
     with open(target, "a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()

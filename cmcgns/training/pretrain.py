@@ -128,12 +128,14 @@ def pretrain(
     stop_after: int | None = None,
     overwrite: bool = False,
     allow_config_change: bool = False,
+    allow_world_size_change: bool = False,
 ) -> dict[str, Any]:
     """Train; `stop_after` ends the run early at that global step (used to test resume).
 
     The run folder is locked for the run (a second process fails at once); a new run into a folder
     with checkpoints needs `overwrite`; `resume` ('auto' or a path) refuses a changed config unless
-    `allow_config_change` (changes that do not alter training, e.g. logging, are always allowed)."""
+    `allow_config_change` (changes that do not alter training, e.g. logging, are always allowed), and
+    a checkpoint made with another number of processes unless `allow_world_size_change`."""
     check_required(config, REQUIRED_FIELDS)
     ddp.init_from_env()
     config = resolve_components(config)
@@ -142,7 +144,7 @@ def pretrain(
         if ddp.is_main():
             stack.enter_context(RunLock(run_dir))
             prepare_new_run(run_dir, resume, overwrite)
-        return _pretrain(config, run_dir, resume, progress, stop_after, allow_config_change)
+        return _pretrain(config, run_dir, resume, progress, stop_after, allow_config_change, allow_world_size_change)
 
 
 def _pretrain(
@@ -152,6 +154,7 @@ def _pretrain(
     progress: bool,
     stop_after: int | None,
     allow_config_change: bool,
+    allow_world_size_change: bool = False,
 ) -> dict[str, Any]:
     started = time.time()
     device = select_device(config.train.device)
@@ -178,6 +181,7 @@ def _pretrain(
         accepted = check_resume_config(resume_path, state.get("config"), dump_config(config), allow_config_change)
         for line in accepted:
             report(f"config changed on resume: {line}")
+        check_resume_world_size(resume_path, state, allow_world_size_change)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_resolved_config(config, run_dir)  # after the resume checks: always the config actually used
@@ -201,6 +205,13 @@ def _pretrain(
         1, DeterministicBatches.batches_per_epoch(len(train_set), config.train.batch_size, ddp.world_size()) // accum
     )
     plan = StagePlan.from_config(config, steps_per_epoch)
+    if main:
+        world = ddp.world_size()
+        report(
+            f"batch: {config.train.batch_size} per process x {world} process{'es' if world > 1 else ''}"
+            f" x {accum} accumulation = global batch {config.train.batch_size * world * accum} "
+            f"({steps_per_epoch} steps per epoch)"
+        )
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
     core = build_task(config).to(device)
@@ -379,7 +390,24 @@ def _state(
         "rng": rng,
         "config_hash": config_hash(config),
         "config": dump_config(config),
+        "world_size": ddp.world_size(),
     }
+
+
+def check_resume_world_size(path: Path | None, state: dict[str, Any], allow: bool) -> None:
+    """A checkpoint resumes with the number of processes it was made with: the sampler's gathered batch,
+    the global batch and each rank's data order all change with it."""
+    made = int(state.get("world_size", 1))
+    now = ddp.world_size()
+    if made == now:
+        return
+    if not allow:
+        raise TrainingError(
+            f"{path}: made with {made} process(es), this run has {now}; resume with the same world size "
+            f"(torchrun --nnodes x --nproc_per_node = {made}), or pass --allow-world-size-change to continue "
+            f"with a different gathered batch and data order"
+        )
+    report(f"resuming a {made}-process checkpoint with {now} processes (--allow-world-size-change)")
 
 
 def evaluate_model(model, config: PretrainConfig, manifest: Path, collate, device) -> dict[str, float | None]:

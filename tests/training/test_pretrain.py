@@ -221,3 +221,20 @@ def test_a_busy_machine_gets_a_hint_not_a_silent_change(monkeypatch):
     assert runtime.busy_machine_hint(1) is None  # already one thread
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert runtime.busy_machine_hint(2) is None
+
+
+def test_a_checkpoint_resumes_only_with_the_world_size_it_was_made_with(tiny_pretrain_config, tmp_path, capsys):
+    from cmcgns.errors import TrainingError
+
+    config = tiny_pretrain_config(run_dir=str(tmp_path / "run"))
+    pretrain(config, progress=False, stop_after=2)
+    assert "global batch 8" in capsys.readouterr().err  # per-process batch x processes x accumulation
+    path = ckpt.list_checkpoints(config.run_dir)[-1]
+    state = torch.load(path, weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 2  # as if two processes (e.g. two nodes) had made it
+    torch.save(state, path)
+    with pytest.raises(TrainingError, match=r"made with 2 process\(es\), this run has 1.*--allow-world-size-change"):
+        pretrain(config, resume="auto", progress=False)
+    summary = pretrain(config, resume="auto", progress=False, allow_world_size_change=True)
+    assert summary["steps"] == 5 and "resuming a 2-process checkpoint with 1 processes" in capsys.readouterr().err

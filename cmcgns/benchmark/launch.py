@@ -1,0 +1,234 @@
+"""How a benchmark's runs are executed: one after another in this process (`sequential`, the
+default, what CI uses) or as Ray tasks on a local instance or an existing cluster (`ray`).
+
+Each (task, fraction, seed) run is a `RunSpec`; `execute` turns one into its results row wherever
+it runs. Rows are appended to results.jsonl as each run finishes (one write per row); a restarted
+sweep skips every run already recorded with the same key (task, fraction, seed, backbone hash,
+task settings) unless told to rerun; a failed run is recorded with its error (status `failed`) and
+the others go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS_SCHEMA_VERSION = 2
+LAUNCHERS = ("sequential", "ray")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    task: str
+    options: dict[str, Any]
+    fraction: float
+    seed: int
+    manifest: Path
+    dataset_kind: str
+    config_hash: str
+    work: Path
+    backbone_dir: Path | None
+    weights: str
+    model_hash: str | None
+    device: str
+    random_init_like: Path | None
+    versions: dict[str, str]
+    label: str = ""
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, float(self.fraction), int(self.seed), self.weights, self.config_hash)
+
+    def describe(self) -> str:
+        return f"{self.task} fraction {self.fraction:g} seed {self.seed}"
+
+
+def row_key(row: dict) -> tuple:
+    return (row["task"], float(row["fraction"]), int(row["seed"]), row["checkpoint_hash"], row["config_hash"])
+
+
+def _base_row(spec: RunSpec, dataset: str, protocol: str) -> dict[str, Any]:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "task": spec.task,
+        "dataset": dataset,
+        "dataset_kind": spec.dataset_kind,
+        "protocol": protocol,
+        "fraction": spec.fraction,
+        "seed": spec.seed,
+        "backbone": spec.weights,
+        "config_hash": spec.config_hash,
+        "checkpoint_hash": spec.weights,
+        "model_hash": spec.model_hash,
+        "versions": spec.versions,
+    }
+
+
+def execute(spec: RunSpec, threads: int | None = None) -> dict[str, Any]:
+    """Run one spec and return its results row (raises what the task raises)."""
+    from cmcgns import distributed
+    from cmcgns.downstream.base import TaskRun
+    from cmcgns.plugins.manager import get_registry
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    task = get_registry().get("downstream_task", spec.task).build(dict(spec.options))
+    start = time.perf_counter()
+    metrics = task.run(
+        TaskRun(
+            spec.manifest,
+            spec.backbone_dir,
+            spec.fraction,
+            spec.seed,
+            spec.work,
+            spec.device,
+            random_init_like=spec.random_init_like,
+        )
+    )
+    return {
+        **_base_row(spec, task.dataset, getattr(task.options, "protocol", "fast")),
+        "status": "ok",
+        "image_size": int(metrics.get("image_size", getattr(task.options, "image_size", 64))),
+        "selected_epoch": metrics.get("selected_epoch"),
+        "metrics": metrics,
+        "seconds": round(time.perf_counter() - start, 2),
+        "world_size": distributed.world_size(),
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def failed_row(spec: RunSpec, dataset: str, protocol: str, error: BaseException | str) -> dict[str, Any]:
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    first_line = (str(message).strip().splitlines() or [""])[0][:500]
+    return {
+        **_base_row(spec, dataset, protocol),
+        "status": "failed",
+        "error": first_line,
+        "metrics": {},
+        "time": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def recorded_rows(path: Path) -> dict[tuple, dict]:
+    """The successful rows already in results.jsonl by run key (a partly written last line, left by a
+    killed sweep, is ignored: that run did not finish)."""
+    found: dict[tuple, dict] = {}
+    if not Path(path).is_file():
+        return found
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            if row.get("status", "ok") == "ok" and "metrics" in row:
+                found[row_key(row)] = row
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+    return found
+
+
+def _line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_sequential(
+    specs: list[RunSpec],
+    record: Callable[[dict], None],
+    keep_going: bool,
+    info: dict[str, tuple[str, str]],
+    start_at: int = 0,
+    planned: int | None = None,
+) -> list[dict]:
+    rows = []
+    for i, spec in enumerate(specs, start=start_at + 1):
+        label = f" {spec.label}" if spec.label else ""
+        _line(f"benchmark{label} [{i}/{planned or len(specs)}] {spec.describe()}")
+        try:
+            row = execute(spec)
+        except Exception as exc:
+            if not keep_going:
+                raise
+            row = failed_row(spec, *info[spec.task], exc)
+            _line(f"benchmark{label}: {spec.describe()} FAILED ({row['error']}); the other runs go on")
+        record(row)
+        rows.append(row)
+    return rows
+
+
+def _ray_execute(spec: RunSpec, threads: int) -> dict[str, Any]:  # runs in a Ray worker
+    return execute(spec, threads)
+
+
+def run_on_ray(
+    specs: list[RunSpec],
+    record: Callable[[dict], None],
+    info: dict[str, tuple[str, str]],
+    address: str | None = None,
+    cpus_per_run: int = 1,
+    progress_every: float = 10.0,
+) -> list[dict]:
+    """Every spec as a Ray task (1 GPU per run on CUDA, `cpus_per_run` CPUs otherwise), on the cluster
+    at `address` (or RAY_ADDRESS), else a local instance started here; rows recorded as runs finish."""
+    from cmcgns.errors import ConfigError
+
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "--launcher ray: Ray is not installed; pip install 'cmcgns[ray]' (the test command installs it)"
+        ) from None
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
+        if address is None:
+            kwargs["num_cpus"] = os.cpu_count() or 1
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"--ray-address {address}: cannot connect to a Ray cluster ({exc})") from None
+    try:
+        gpu = any(s.device.startswith("cuda") for s in specs)
+        remote = ray.remote(num_cpus=0 if gpu else cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0)(_ray_execute)
+        resources = ray.cluster_resources()
+        slots = max(1, int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1)) // max(1, cpus_per_run))
+        pending = {remote.remote(spec, cpus_per_run): spec for spec in specs}
+        rows, done, failed = [], 0, 0
+        t0 = last = time.perf_counter()
+        where = address or "a local Ray instance"
+        _line(
+            f"benchmark: {len(specs)} runs on {where} ({slots} at a time, {'1 GPU' if gpu else f'{cpus_per_run} CPU'} each)"
+        )
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every)
+            for ref in ready:
+                spec = pending.pop(ref)
+                try:
+                    row = ray.get(ref)
+                    done += 1
+                except Exception as exc:  # the task's own error, wrapped by Ray
+                    cause = getattr(exc, "cause", None) or exc
+                    row = failed_row(spec, *info[spec.task], cause)
+                    failed += 1
+                    _line(f"benchmark: {spec.describe()} FAILED ({row['error']}); the other runs go on")
+                record(row)
+                rows.append(row)
+            now = time.perf_counter()
+            if ready or now - last >= progress_every:
+                running = min(len(pending), slots)
+                _line(
+                    f"benchmark: queued {len(pending) - running}, running {running}, done {done}, failed {failed}, "
+                    f"elapsed {now - t0:.0f} s"
+                )
+                last = now
+        return rows
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -123,7 +123,13 @@ def main() -> None:
         for task, metrics in tasks.items():
             for metric, values in metrics.items():
                 sd = statistics.stdev(values) if len(values) > 1 else 0.0
-                c = "-" if "median" in metric or metric == "macro_f1" else f"{chance[task]:.3f}"
+                n = chance[task + ":n"]
+                if "median" in metric or metric == "macro_f1":
+                    c = "-"
+                elif "_r" in metric:  # recall@k of a uniform ranking: k / candidates
+                    c = f"{min(1.0, int(metric.rsplit('_r', 1)[1]) / n):.3f}"
+                else:
+                    c = f"{chance[task]:.3f}"
                 print(
                     f"{label:<18} {task:<18} {metric:<16} {statistics.mean(values):.3f} ± {sd:.3f}    {c:<8} "
                     f"{int(chance[task + ':n'])}"

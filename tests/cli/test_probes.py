@@ -63,6 +63,7 @@ def test_an_os_error_is_one_line_naming_the_file(monkeypatch, tmp_path):
         raise OSError(30, "Read-only file system", str(tmp_path / "run" / "config.resolved.yaml"))
 
     monkeypatch.setattr(loop, "save_resolved_config", read_only)
+    monkeypatch.setattr(loop, "busy_machine_hint", lambda threads: None)  # a loaded machine adds its own line
     code, output = _cli("pretrain", "-c", "demo", "--set", f"run_dir={tmp_path / 'run'}")
     assert code == 2 and output == f"error: {tmp_path / 'run' / 'config.resolved.yaml'}: Read-only file system"
 

@@ -137,8 +137,14 @@ class BackboneExport:
         timm_file = directory / TIMM_FILE
         if not timm_file.is_file():
             raise DataError(f"{timm_file}: missing beside {META_FILE}; re-export the run")
+        actual = file_sha256(timm_file)
         if export.weights_sha256 is None:  # exports written before the hash was recorded
-            export = dataclasses.replace(export, weights_sha256=file_sha256(timm_file))
+            export = dataclasses.replace(export, weights_sha256=actual)
+        elif actual != export.weights_sha256:
+            raise DataError(
+                f"{timm_file}: does not match the sha256 in {META_FILE} (replaced or damaged after export); "
+                f"re-export the run or copy the export folder again"
+            )
         return export
 
 

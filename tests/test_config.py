@@ -142,3 +142,22 @@ def test_heads_that_do_not_divide_the_width_fail_at_print_config_before_any_data
     result = CliRunner().invoke(app, ["pretrain", "-c", "demo", "--set", override, "--print-config"])
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert not any(tmp_path.iterdir())  # nothing generated or written
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path):
+    import pytest
+
+    from cmcgns.benchmark.suite_file import load_suite
+    from cmcgns.config.loading import load_yaml
+    from cmcgns.errors import ConfigError
+
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        lines.append(f"{level}: &{level} [{', '.join(['*' + previous] * 9)}]")
+    bomb = tmp_path / "suite.yaml"
+    bomb.write_text("\n".join(lines) + "\ntasks: [rsna-cls]\n")
+    assert len(bomb.read_bytes()) < 700
+    with pytest.raises(ConfigError, match="aliases expand to more than 100,000 nodes"):
+        load_suite(bomb)
+    assert load_yaml("base: &b {x: 1}\nother: *b\n") == {"base": {"x": 1}, "other": {"x": 1}}  # a few aliases are fine

@@ -74,3 +74,12 @@ def test_reading_a_folder_that_is_not_an_export_names_the_file(tmp_path):
     (tmp_path / ex.META_FILE).write_text("{}")
     with pytest.raises(DataError, match="not a cmcgns backbone description"):
         ex.BackboneExport.read(tmp_path)
+
+
+def test_weights_swapped_under_the_description_are_refused(tmp_path, backbone):
+    ex.write_export(tmp_path / "a", backbone, "resnet18", 64)
+    other = timm.create_model("resnet18", pretrained=False, num_classes=0)
+    ex.write_export(tmp_path / "b", other, "resnet18", 64)
+    (tmp_path / "a" / ex.TIMM_FILE).write_bytes((tmp_path / "b" / ex.TIMM_FILE).read_bytes())
+    with pytest.raises(DataError, match=r"backbone\.safetensors: does not match the sha256 in backbone\.json"):
+        ex.BackboneExport.read(tmp_path / "a")

@@ -58,6 +58,16 @@ class SuiteFile(Strict):
             raise ValueError("fractions must be in (0, 1]")
         return value
 
+    @pydantic.field_validator("seeds", "tasks", "fractions")
+    @classmethod
+    def _unique(cls, value: list | None) -> list | None:
+        repeated = sorted({str(v) for v in value or [] if list(value or []).count(v) > 1})
+        if repeated:
+            raise ValueError(
+                f"{', '.join(repeated)} given more than once (a repeated run would count twice in mean ± std)"
+            )
+        return value
+
     @pydantic.field_validator("task_fractions")
     @classmethod
     def _task_fractions(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:

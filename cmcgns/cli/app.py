@@ -300,7 +300,7 @@ def benchmark(
     except ValueError as exc:
         raise ConfigError(f"--fractions/--seeds: {exc}") from None
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-    base = load_suite(suite) if suite else SuiteFile(tasks=names)
+    base = load_suite(suite) if suite else SuiteFile.model_construct(tasks=names)  # validated with the flags below
     spec = base.with_overrides(
         tasks=names,
         fractions=fraction_list,

@@ -36,8 +36,37 @@ def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode,
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
+MAX_EXPANDED_NODES = 100_000  # a config is a few hundred nodes; nested aliases can multiply without bound
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Nodes of the document with every alias expanded (what validating or dumping it walks)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a recursive alias counts once here; the constructor refuses it
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] += sum(_expanded_size(child, memo) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        memo[key] = min(memo[key], MAX_EXPANDED_NODES + 1)
+    return memo[key]
+
+
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    """YAML (safe loader, no key given twice); a document whose aliases expand past
+    MAX_EXPANDED_NODES nodes (a "billion laughs" file) is refused before it is built."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise yaml.YAMLError(
+                f"its aliases expand to more than {MAX_EXPANDED_NODES:,} nodes; write the values out instead"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -126,6 +126,14 @@ def is_prepared(directory: Path) -> bool:
     return (Path(directory) / META_NAME).is_file()
 
 
+def _contained(relative: object) -> bool:
+    """A manifest path that stays inside its folder: relative, no `..` part."""
+    if not isinstance(relative, str) or not relative:
+        return False
+    path = Path(relative)
+    return not path.is_absolute() and ".." not in path.parts and not relative.startswith(("/", "\\"))
+
+
 def read_manifest(directory: Path) -> Manifest:
     directory = Path(directory)
     meta_path = directory / META_NAME
@@ -144,6 +152,7 @@ def read_manifest(directory: Path) -> Manifest:
     if not manifest.is_file():
         raise DataError(f"{manifest}: missing; rerun `cmcgns preprocess`")
     rows: list[ManifestRow] = []
+    split_of: dict[str, tuple[str, int]] = {}
     with manifest.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -158,6 +167,20 @@ def read_manifest(directory: Path) -> Manifest:
                 row["split"] = canonical_split(row["split"])
             except DataError as exc:
                 raise DataError(f"{manifest}:{lineno}: {exc}") from None
+            for field in ("image", "mask"):
+                if field in row and not _contained(row[field]):
+                    raise DataError(
+                        f"{manifest}:{lineno}: {field} {row[field]!r} is not a relative path inside {directory}; "
+                        f"rerun `cmcgns preprocess` (rows never read files outside their folder)"
+                    )
+            item = row.get("id")
+            if item is not None:
+                first = split_of.setdefault(str(item), (row["split"], lineno))
+                if first[0] != row["split"]:
+                    raise DataError(
+                        f"{manifest}:{lineno}: id {item!r} is in split {row['split']} and in {first[0]} (line {first[1]}); "
+                        f"a row in two splits would be trained and tested on"
+                    )
             rows.append(cast(ManifestRow, row))
     if isinstance(meta.get("splits"), dict):
         counts: dict[str, int] = collections.Counter()

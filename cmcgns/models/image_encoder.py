@@ -65,6 +65,10 @@ def fit_position_embedding(state: dict[str, torch.Tensor], model: nn.Module, sou
     return out
 
 
+# keys of a classifier a pretrained checkpoint may carry (the encoder is built without one)
+CLASSIFIER_PREFIXES = ("head.", "head_dist.", "fc.", "classifier.", "last_linear.", "pre_logits.")
+
+
 class ImageEncoder(nn.Module):
     def __init__(self, name: str, image_size: int, pretrained_path: Path | None = None, in_chans: int = 3) -> None:
         super().__init__()
@@ -81,8 +85,18 @@ class ImageEncoder(nn.Module):
             state = {k.removeprefix("backbone."): v for k, v in load_state_file(pretrained_path).items()}
             state = fit_position_embedding(state, self.backbone, str(pretrained_path))
             missing, unexpected = self.backbone.load_state_dict(state, strict=False)
-            if len(missing) > len(state):
-                raise ConfigError(f"{pretrained_path}: does not look like {name} weights ({len(missing)} keys missing)")
+            unexpected = [k for k in unexpected if not k.startswith(CLASSIFIER_PREFIXES)]  # a pretrained head
+            if missing or unexpected:
+                what = (
+                    f"{len(missing)} of {len(self.backbone.state_dict())} weights missing (e.g. {missing[0]})"
+                    if missing
+                    else ""
+                )
+                if unexpected:
+                    what += ("; " if what else "") + f"{len(unexpected)} keys it does not have (e.g. {unexpected[0]})"
+                raise ConfigError(
+                    f"{pretrained_path}: not {name} weights: {what}; the rest would train from random init"
+                )
         self.name = name
         self.in_chans = in_chans
         self.is_vit = hasattr(self.backbone, "patch_embed") and hasattr(self.backbone, "blocks")

@@ -99,3 +99,18 @@ def test_a_lower_is_better_entry_asks_for_a_value_below_the_baseline():
     assert check(ours, expected, {"untrained-head": [dict(ours[0], mean=5.2)]}) == [
         "siim-seg @1 loss: 5.0000 leads untrained-head (5.2000) by +0.2000 (lower is better), less than the required 0.5000"
     ]
+
+
+def test_a_seed_task_or_fraction_given_twice_is_refused():
+    import pytest
+
+    from cmcgns.benchmark.suite_file import SuiteFile
+    from cmcgns.errors import ConfigError
+
+    base = SuiteFile(tasks=["rsna-cls"])
+    with pytest.raises(ConfigError, match=r"seeds: .*0 given more than once"):
+        base.with_overrides(seeds=[0, 0, 1])
+    with pytest.raises(ConfigError, match=r"fractions: .*0\.1 given more than once"):
+        base.with_overrides(fractions=[0.1, 0.1])
+    with pytest.raises(ConfigError, match=r"tasks: .*rsna-cls given more than once"):
+        base.with_overrides(tasks=["rsna-cls", "rsna-cls"])

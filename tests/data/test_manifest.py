@@ -67,3 +67,27 @@ def test_missing_or_foreign_meta_says_what_to_run(tmp_path):
     (tmp_path / mf.META_NAME).write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(DataError, match="schema version 99 but this cmcgns reads 1"):
         mf.read_manifest(tmp_path)
+
+
+def test_rows_that_lead_outside_the_folder_or_sit_in_two_splits_are_refused_on_read(tmp_path):
+    import json
+
+    import pytest
+
+    from cmcgns.data.manifest import read_manifest, write_manifest
+    from cmcgns.errors import DataError
+
+    rows = [
+        {"id": "a", "image": "images/a.png", "split": "train", "labels": {}},
+        {"id": "b", "image": "images/b.png", "split": "test", "labels": {}},
+    ]
+    write_manifest(tmp_path, "rsna", "classification", [dict(r) for r in rows], 64, tmp_path)
+    read_manifest(tmp_path)
+    manifest = tmp_path / "manifest.jsonl"
+    for bad in ("../../secret/leak.png", "/etc/passwd", "images/../../x.png"):
+        manifest.write_text(json.dumps(dict(rows[0], image=bad)) + "\n" + json.dumps(rows[1]) + "\n")
+        with pytest.raises(DataError, match=r"manifest\.jsonl:1: image .* is not a relative path inside"):
+            read_manifest(tmp_path)
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in [*rows, dict(rows[1], split="train")]))
+    with pytest.raises(DataError, match=r"manifest\.jsonl:3: id 'b' is in split train and in test \(line 2\)"):
+        read_manifest(tmp_path)

@@ -126,15 +126,22 @@ def is_prepared(directory: Path) -> bool:
     return (Path(directory) / META_NAME).is_file()
 
 
-def _contained(relative: object) -> bool:
-    """A manifest path that stays inside its folder: relative, no `..` part."""
+def _contained(relative: object, view_of: Path | None = None) -> bool:
+    """A manifest path that stays inside its folder: relative, no `..` part (or, in a derived view,
+    an absolute path inside the viewed folder)."""
     if not isinstance(relative, str) or not relative:
         return False
     path = Path(relative)
+    if view_of is not None and path.is_absolute():
+        return ".." not in path.parts and path.is_relative_to(view_of)
     return not path.is_absolute() and ".." not in path.parts and not relative.startswith(("/", "\\"))
 
 
-def read_manifest(directory: Path) -> Manifest:
+def read_manifest(directory: Path, checked: bool = True) -> Manifest:
+    """The manifest of a prepared folder. `checked` (every reader but `verify`, which lists problems
+    instead) refuses rows whose image or mask leads outside the folder and ids in two splits. A
+    derived view (meta `view_of`, written by a task into its work folder) may name absolute paths
+    inside the folder it views."""
     directory = Path(directory)
     meta_path = directory / META_NAME
     if not meta_path.is_file():
@@ -153,6 +160,7 @@ def read_manifest(directory: Path) -> Manifest:
         raise DataError(f"{manifest}: missing; rerun `cmcgns preprocess`")
     rows: list[ManifestRow] = []
     split_of: dict[str, tuple[str, int]] = {}
+    view_of = Path(meta["view_of"]) if isinstance(meta.get("view_of"), str) else None
     with manifest.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -167,14 +175,14 @@ def read_manifest(directory: Path) -> Manifest:
                 row["split"] = canonical_split(row["split"])
             except DataError as exc:
                 raise DataError(f"{manifest}:{lineno}: {exc}") from None
-            for field in ("image", "mask"):
-                if field in row and not _contained(row[field]):
+            for field in ("image", "mask") if checked else ():
+                if field in row and not _contained(row[field], view_of):
                     raise DataError(
                         f"{manifest}:{lineno}: {field} {row[field]!r} is not a relative path inside {directory}; "
                         f"rerun `cmcgns preprocess` (rows never read files outside their folder)"
                     )
             item = row.get("id")
-            if item is not None:
+            if item is not None and checked:
                 first = split_of.setdefault(str(item), (row["split"], lineno))
                 if first[0] != row["split"]:
                     raise DataError(

@@ -221,10 +221,9 @@ class SegmentationTask:
                 f"{run.manifest_dir}: the mgca protocol needs a val split for early stopping; "
                 "re-run `cmcgns preprocess`, or use --protocol fast"
             )
-        absolute = [
-            dict(r, image=str(run.manifest_dir / r["image"]), mask=str(run.manifest_dir / r["mask"])) for r in kept
-        ]
-        write_rows(view, absolute, manifest.meta)
+        viewed = Path(run.manifest_dir).resolve()
+        absolute = [dict(r, image=str(viewed / r["image"]), mask=str(viewed / r["mask"])) for r in kept]
+        write_rows(view, absolute, {**manifest.meta, "view_of": str(viewed)})
         spec = backbone_spec(
             run.backbone_dir,
             self.options.backbone,

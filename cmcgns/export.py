@@ -148,6 +148,18 @@ class BackboneExport:
         return export
 
 
+def cpu_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def stable_safetensors(state: dict[str, torch.Tensor], description: str) -> bytes:
+    """Safetensors bytes that depend on the tensors and `description` alone: one metadata key
+    (safetensors keeps metadata in a hash map whose order, hence the bytes, varies between calls)."""
+    from safetensors.torch import save
+
+    return save(state, metadata={"cmcgns": description})
+
+
 def write_export(
     out_dir: Path,
     backbone: torch.nn.Module,
@@ -159,15 +171,12 @@ def write_export(
     run_id: str | None = None,
 ) -> BackboneExport:
     """Write the three files; equal weights give byte-identical files."""
-    from safetensors.torch import save
-
     out_dir = Path(out_dir)
-    state = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
-    # one metadata key: safetensors keeps metadata in a hash map whose order (hence the bytes) varies between calls
+    state = cpu_state(backbone)
     description = json.dumps(
         {"timm_model": timm_name, "image_size": image_size, "export_version": EXPORT_VERSION}, sort_keys=True
     )
-    data = save(state, metadata={"cmcgns": description})
+    data = stable_safetensors(state, description)
     with atomic_open(out_dir / TIMM_FILE, "wb") as handle:
         handle.write(data)
     with atomic_open(out_dir / MM_FILE, "wb") as handle:

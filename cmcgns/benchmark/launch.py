@@ -27,6 +27,8 @@ LAUNCHERS = ("sequential", "ray")
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     task: str
+    dataset: str
+    protocol: str  # recorded in the row: the task's own when it offers none of the suite's
     options: dict[str, Any]
     fraction: float
     seed: int
@@ -54,13 +56,13 @@ def row_key(row: dict) -> tuple:
     return (row["task"], float(row["fraction"]), int(row["seed"]), row["checkpoint_hash"], row["config_hash"])
 
 
-def _base_row(spec: RunSpec, dataset: str, protocol: str) -> dict[str, Any]:
+def _base_row(spec: RunSpec) -> dict[str, Any]:
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "task": spec.task,
-        "dataset": dataset,
+        "dataset": spec.dataset,
         "dataset_kind": spec.dataset_kind,
-        "protocol": protocol,
+        "protocol": spec.protocol,
         "fraction": spec.fraction,
         "seed": spec.seed,
         "backbone": spec.weights,
@@ -95,7 +97,7 @@ def execute(spec: RunSpec, threads: int | None = None) -> dict[str, Any]:
         )
     )
     return {
-        **_base_row(spec, task.dataset, getattr(task.options, "protocol", "fast")),
+        **_base_row(spec),
         "status": "ok",
         "image_size": int(metrics.get("image_size", getattr(task.options, "image_size", 64))),
         "selected_epoch": metrics.get("selected_epoch"),
@@ -106,11 +108,11 @@ def execute(spec: RunSpec, threads: int | None = None) -> dict[str, Any]:
     }
 
 
-def failed_row(spec: RunSpec, dataset: str, protocol: str, error: BaseException | str) -> dict[str, Any]:
+def failed_row(spec: RunSpec, error: BaseException | str) -> dict[str, Any]:
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     first_line = (str(message).strip().splitlines() or [""])[0][:500]
     return {
-        **_base_row(spec, dataset, protocol),
+        **_base_row(spec),
         "status": "failed",
         "error": first_line,
         "metrics": {},
@@ -142,7 +144,6 @@ def run_sequential(
     specs: list[RunSpec],
     record: Callable[[dict], None],
     keep_going: bool,
-    info: dict[str, tuple[str, str]],
     start_at: int = 0,
     planned: int | None = None,
 ) -> list[dict]:
@@ -155,21 +156,16 @@ def run_sequential(
         except Exception as exc:
             if not keep_going:
                 raise
-            row = failed_row(spec, *info[spec.task], exc)
+            row = failed_row(spec, exc)
             _line(f"benchmark{label}: {spec.describe()} FAILED ({row['error']}); the other runs go on")
         record(row)
         rows.append(row)
     return rows
 
 
-def _ray_execute(spec: RunSpec, threads: int) -> dict[str, Any]:  # runs in a Ray worker
-    return execute(spec, threads)
-
-
 def run_on_ray(
     specs: list[RunSpec],
     record: Callable[[dict], None],
-    info: dict[str, tuple[str, str]],
     address: str | None = None,
     cpus_per_run: int = 1,
     progress_every: float = 10.0,
@@ -196,7 +192,7 @@ def run_on_ray(
             raise ConfigError(f"--ray-address {address}: cannot connect to a Ray cluster ({exc})") from None
     try:
         gpu = any(s.device.startswith("cuda") for s in specs)
-        remote = ray.remote(num_cpus=0 if gpu else cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0)(_ray_execute)
+        remote = ray.remote(num_cpus=0 if gpu else cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0)(execute)
         resources = ray.cluster_resources()
         slots = max(1, int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1)) // max(1, cpus_per_run))
         pending = {remote.remote(spec, cpus_per_run): spec for spec in specs}
@@ -215,7 +211,7 @@ def run_on_ray(
                     done += 1
                 except Exception as exc:  # the task's own error, wrapped by Ray
                     cause = getattr(exc, "cause", None) or exc
-                    row = failed_row(spec, *info[spec.task], cause)
+                    row = failed_row(spec, cause)
                     failed += 1
                     _line(f"benchmark: {spec.describe()} FAILED ({row['error']}); the other runs go on")
                 record(row)

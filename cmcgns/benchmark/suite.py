@@ -152,7 +152,7 @@ def run_suite(
     Runs already recorded in OUT/results.jsonl with the same key are skipped (their rows returned)
     unless `rerun`; `launcher` is `sequential` (this process) or `ray` (`cmcgns.benchmark.launch`);
     with `keep_going` a failed run is recorded (status failed) and the others go on, else it raises."""
-    from cmcgns.benchmark.launch import LAUNCHERS, RunSpec, recorded_rows, run_on_ray, run_sequential
+    from cmcgns.benchmark.launch import LAUNCHERS, RunSpec, recorded_rows, row_key, run_on_ray, run_sequential
 
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r}: choose one of {', '.join(LAUNCHERS)}")
@@ -172,7 +172,6 @@ def run_suite(
     }
     installed = versions()  # the same for every row of this process
     specs: list[RunSpec] = []
-    info: dict[str, tuple[str, str]] = {}
     for name, task in built.items():
         image_size = int(getattr(task.options, "image_size", 64))
         if not main:
@@ -184,11 +183,12 @@ def run_suite(
         config_hash = hashlib.sha256(
             json.dumps({"task": name, "options": options}, sort_keys=True).encode()
         ).hexdigest()[:16]
-        info[name] = (task.dataset, str(getattr(task.options, "protocol", "fast")))
         for fraction, seed in plan(task, fractions, seeds):
             specs.append(
                 RunSpec(
                     name,
+                    task.dataset,
+                    str(getattr(task.options, "protocol", "fast")),
                     options,
                     fraction,
                     seed,
@@ -224,14 +224,8 @@ def run_suite(
                 on_result(row)
 
     if launcher == "ray" and todo:
-        new = run_on_ray(todo, record, info, ray_address, ray_cpus_per_run)
+        new = run_on_ray(todo, record, ray_address, ray_cpus_per_run)
     else:
-        new = run_sequential(todo, record, keep_going, info, start_at=len(kept), planned=len(specs))
-    by_key = {row_key_of(row): row for row in new}
-    return [kept.get(spec.key) or by_key[spec.key] for spec in specs if spec.key in kept or spec.key in by_key]
-
-
-def row_key_of(row: dict) -> tuple:
-    from cmcgns.benchmark.launch import row_key
-
-    return row_key(row)
+        new = run_sequential(todo, record, keep_going, start_at=len(kept), planned=len(specs))
+    by_key = {**kept, **{row_key(row): row for row in new}}
+    return [by_key[spec.key] for spec in specs if spec.key in by_key]

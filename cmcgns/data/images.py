@@ -23,7 +23,12 @@ def load_image(path: Path, size: int) -> torch.Tensor:
     x = torch.from_numpy(pixels)[None, None]
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return ((x[0] - MEAN) / STD).expand(3, -1, -1).contiguous()
+    return to_model_input(x[0])
+
+
+def to_model_input(gray: torch.Tensor) -> torch.Tensor:
+    """[1, H, W] grayscale in [0, 1] -> the normalised 3-channel [3, H, W] tensor the encoders take."""
+    return ((gray - MEAN) / STD).expand(3, -1, -1).contiguous()
 
 
 def augment(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -112,6 +112,11 @@ def write_manifest(
     return splits
 
 
+def sentence_texts(row: ManifestRow | dict) -> list[str]:
+    """A pretraining row's report as its sentences in report order (what the model reads)."""
+    return [s["text"] for s in sorted(row["sentences"], key=lambda s: s["index"])]
+
+
 def write_rows(out: Path, rows: Iterable[dict], meta: dict[str, Any]) -> None:
     """A derived view of a manifest (e.g. a label-fraction subset) with the same meta."""
     rows = list(rows)

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cmcgns.data.images import augment, load_image
-from cmcgns.data.manifest import read_manifest
+from cmcgns.data.manifest import read_manifest, sentence_texts
 from cmcgns.errors import DataError
 
 
@@ -55,7 +55,7 @@ class PairDataset(Dataset):
         if self.train:
             image = augment(image, torch.Generator().manual_seed(_seed(self.seed, epoch, index)))
         report = self.rows[self.report_of[index]]
-        sentences = [s["text"] for s in sorted(report["sentences"], key=lambda s: s["index"])]
+        sentences = sentence_texts(report)
         labels = torch.tensor(
             [float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names]
         )

@@ -22,7 +22,7 @@ import pydantic
 import torch
 from torch.utils.data import DataLoader
 
-from cmcgns.data.manifest import read_manifest
+from cmcgns.data.manifest import read_manifest, sentence_texts
 from cmcgns.data.preprocess.eval_sets import FIVE_CLASSES, eval_set_rows
 from cmcgns.downstream.base import TaskRun
 from cmcgns.errors import DataError
@@ -173,7 +173,7 @@ class ReportRetrieval(ZeroShotTask):
             )
         model = joint_model(run)
         images = image_embeddings(model, run.manifest_dir, rows, opts, run.device)
-        sentences = [[s["text"] for s in sorted(r["sentences"], key=lambda s: s["index"])] for r in rows]
+        sentences = [sentence_texts(r) for r in rows]
         collate = model.tokenizer.collator
         reports = torch.cat(
             [
@@ -185,35 +185,36 @@ class ReportRetrieval(ZeroShotTask):
         return {**scores, "test_rows": float(len(rows)), "image_size": float(model.image_size)}
 
 
+# name -> (task class, dataset, options, classes, the fixed set preprocess draws, description)
+TASKS = {
+    "chexpert-zeroshot": (
+        FiveClassZeroShot, "chexpert", ZeroShotOptions, FIVE_CLASSES, "chexpert-5x200",
+        "CheXpert 5x200 zero-shot from prompts (ACC, macro F1); needs RUN/model",
+    ),
+    "rsna-zeroshot": (
+        RsnaZeroShot, "rsna", ZeroShotOptions, ("Pneumonia", "Normal"), "",
+        "RSNA pneumonia vs normal zero-shot from prompts (AUROC, ACC, F1); needs RUN/model",
+    ),
+    "mimic-retrieval": (
+        ReportRetrieval, "mimic-cxr", RetrievalOptions, FIVE_CLASSES, "mimic-5x200",
+        "MIMIC-CXR 5x200 image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
+    ),
+    "openi-zeroshot": (
+        FiveClassZeroShot, "openi", ZeroShotOptions, FIVE_CLASSES, "openi-5x200",
+        "Open-i test images of exactly one of 5 classes, zero-shot (ACC, macro F1); needs RUN/model",
+    ),
+    "openi-retrieval": (
+        ReportRetrieval, "openi", OpeniRetrievalOptions, FIVE_CLASSES, "openi-5x200",
+        "Open-i test split image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
+    ),
+}  # fmt: skip
+
+
 @hookimpl
 def register_downstream_tasks(register: Register) -> None:
-    register(
-        "chexpert-zeroshot",
-        lambda options: FiveClassZeroShot("chexpert-zeroshot", "chexpert", options, FIVE_CLASSES, "chexpert-5x200"),
-        options=ZeroShotOptions,
-        description="CheXpert 5x200 zero-shot from prompts (ACC, macro F1); needs RUN/model",
-    )
-    register(
-        "rsna-zeroshot",
-        lambda options: RsnaZeroShot("rsna-zeroshot", "rsna", options, ("Pneumonia", "Normal")),
-        options=ZeroShotOptions,
-        description="RSNA pneumonia vs normal zero-shot from prompts (AUROC, ACC, F1); needs RUN/model",
-    )
-    register(
-        "mimic-retrieval",
-        lambda options: ReportRetrieval("mimic-retrieval", "mimic-cxr", options, FIVE_CLASSES, "mimic-5x200"),
-        options=RetrievalOptions,
-        description="MIMIC-CXR 5x200 image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
-    )
-    register(
-        "openi-zeroshot",
-        lambda options: FiveClassZeroShot("openi-zeroshot", "openi", options, FIVE_CLASSES, "openi-5x200"),
-        options=ZeroShotOptions,
-        description="Open-i test images of exactly one of 5 classes, zero-shot (ACC, macro F1); needs RUN/model",
-    )
-    register(
-        "openi-retrieval",
-        lambda options: ReportRetrieval("openi-retrieval", "openi", options, FIVE_CLASSES, "openi-5x200"),
-        options=OpeniRetrievalOptions,
-        description="Open-i test split image<->report retrieval (R@1/5/10, median rank); needs RUN/model",
-    )
+    for name, (kind, dataset, options, classes, eval_set, description) in TASKS.items():
+
+        def build(options, name=name, kind=kind, dataset=dataset, classes=classes, eval_set=eval_set):
+            return kind(name, dataset, options, classes, eval_set)
+
+        register(name, build, options=options, description=description)

@@ -28,7 +28,7 @@ import torch
 
 from cmcgns.data.images import MEAN, STD
 from cmcgns.errors import DataError
-from cmcgns.export import CHANNELS, file_sha256
+from cmcgns.export import CHANNELS, cpu_state, file_sha256, stable_safetensors
 from cmcgns.io.atomic import write_bytes, write_json, write_text
 
 if TYPE_CHECKING:
@@ -120,12 +120,8 @@ def _tree_hashes(directory: Path) -> dict[str, str]:
 
 
 def weights_bytes(model: torch.nn.Module) -> bytes:
-    """The safetensors bytes of a model's state dict (one metadata key: safetensors keeps metadata in a
-    hash map whose order, hence the bytes, varies between calls otherwise)."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return save(state, metadata={"cmcgns": json.dumps({"format": FORMAT, "export_version": EXPORT_VERSION})})
+    """The safetensors bytes of a model's weights (identical for equal weights)."""
+    return stable_safetensors(cpu_state(model), json.dumps({"format": FORMAT, "export_version": EXPORT_VERSION}))
 
 
 def write_model_export(

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cmcgns.data.images import MEAN, STD
+from cmcgns.data.images import to_model_input
 from cmcgns.data.pretrain_dataset import ReportCollator
 from cmcgns.data.reports.sectioning import report_body, split_sections
 from cmcgns.data.reports.sentences import split_sentences
@@ -62,8 +62,7 @@ class ImagePreprocess:
         pixels = self.gray(image)
         if pixels.shape != (self.image_size, self.image_size):
             pixels = np.asarray(Image.fromarray(pixels).resize((self.image_size, self.image_size), Image.BILINEAR))
-        x = torch.from_numpy(pixels.astype(np.float32) / 255.0)[None]
-        return ((x - MEAN) / STD).expand(3, -1, -1).contiguous()
+        return to_model_input(torch.from_numpy(pixels.astype(np.float32) / 255.0)[None])
 
 
 class ReportTokenizer:

@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cmcgns.data.manifest import META_NAME, Manifest, read_manifest
+from cmcgns.data.manifest import META_NAME, Manifest
+from cmcgns.data.preprocess.split_lists import id_lines
 from cmcgns.errors import DataError
 from cmcgns.io.atomic import write_json, write_text
 
@@ -82,16 +83,17 @@ def draw(rows: list[dict], rule: EvalSetRule) -> tuple[dict[str, list[str]], dic
     return {c: sorted(ids, key=lambda i: _order(rule.seed, i))[:n] for c, ids in eligible.items()}, counts
 
 
-def write_eval_sets(out: Path, rules: tuple[EvalSetRule, ...], shown: Path | None = None) -> dict[str, dict]:
-    """Draw each rule's set from the prepared folder `out` (a staging folder, named as `shown` in
-    messages), write its list and record it in meta.json."""
+def write_eval_sets(
+    out: Path, rows: list[dict], rules: tuple[EvalSetRule, ...], shown: Path | None = None
+) -> dict[str, dict]:
+    """Draw each rule's set from the manifest `rows` of the prepared folder `out` (a staging folder,
+    named as `shown` in messages), write its list and record it in meta.json."""
     if not rules:
         return {}
-    manifest = read_manifest(out)
     meta = json.loads((Path(out) / META_NAME).read_text())
     recorded = {}
     for rule in rules:
-        chosen, eligible = draw(manifest.rows, rule)
+        chosen, eligible = draw(rows, rule)
         per_class = min((len(ids) for ids in chosen.values()), default=0)
         relative = f"{EVAL_DIR}/{rule.name}.txt"
         write_text(Path(out) / relative, "".join(f"{i}\n" for c in rule.classes for i in chosen[c]))
@@ -126,7 +128,7 @@ def read_id_list(path: Path) -> list[str]:
         raise DataError(f"{path}: id list does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read id list ({type(exc).__name__}: {exc})") from None
-    ids = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    ids = id_lines(text)
     if not ids:
         raise DataError(f"{path}: lists no ids")
     return ids

@@ -11,7 +11,7 @@ from cmcgns.data.manifest import canonical_split
 from cmcgns.data.preprocess.base import DropReport, cache_candidates, inside, write_outputs
 from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.data.reports.sectioning import report_body, split_sections
-from cmcgns.data.reports.sentences import split_sentences
+from cmcgns.data.reports.sentences import sentence_rows, split_sentences
 from cmcgns.data.synth.findings import CHEXPERT_LABELS
 from cmcgns.data.synth.layouts.mimic import MEANINGS_FILE
 from cmcgns.errors import DataError
@@ -129,14 +129,9 @@ def preprocess(
         if not text.strip():
             drops.drop(str(report_path), "empty_report")
             continue
-        sentences = [
-            {"index": 0, "section": name, "text": s}
-            for name, body in report_body(split_sections(text))
-            for s in split_sentences(body)
-        ]
-        for i, s in enumerate(sentences):
-            s["index"] = i
-            if meanings is not None:  # synthetic data only; None where a sentence has no recorded meaning
+        sentences = sentence_rows(report_body(split_sections(text)))
+        if meanings is not None:  # synthetic data only; None where a sentence has no recorded meaning
+            for s in sentences:
                 s["meaning"] = meanings.get(study, {}).get(s["text"])
         if len(sentences) > MAX_SENTENCES:
             drops.drop(str(report_path), "oversized_report", f"{len(sentences)} sentences > {MAX_SENTENCES}")

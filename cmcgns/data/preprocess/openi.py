@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cmcgns.data.preprocess.base import DropReport, add_candidate, cache_candidates, stable_split, write_outputs
 from cmcgns.data.reports.openi import LABELS, iter_reports, packaged_view_table, parse_report, read_views
-from cmcgns.data.reports.sentences import split_sentences
+from cmcgns.data.reports.sentences import sentence_rows
 from cmcgns.errors import DataError
 
 IMAGE_DIR = "NLMCXR_png"
@@ -52,13 +52,9 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
     considered, unknown_views = 0, 0
     for name, data in iter_reports(reports_source):
         report = parse_report(data, name)
-        sentences = [
-            {"index": 0, "section": section.lower(), "text": s}
-            for section in ("FINDINGS", "IMPRESSION")
-            for s in split_sentences(report.sections.get(section, ""))
-        ]
-        for i, s in enumerate(sentences):
-            s["index"] = i
+        sentences = sentence_rows(
+            [(section.lower(), report.sections.get(section, "")) for section in ("FINDINGS", "IMPRESSION")]
+        )
         if not report.images:
             considered += 1
             drops.drop(name, "no_images", "the report references no image")

@@ -26,7 +26,7 @@ class Preprocessor:
         interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one.
         The folder gets splits/<split>.txt (the ids of each split); `splits` (a folder of such
         files) assigns the rows from them instead of the dataset's own draw (split_lists)."""
-        from cmcgns.data.manifest import is_prepared
+        from cmcgns.data.manifest import is_prepared, read_manifest
         from cmcgns.data.preprocess.eval_sets import DATASET_EVAL_SETS, write_eval_sets
         from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files, read_split_lists
         from cmcgns.errors import DataError
@@ -53,8 +53,9 @@ class Preprocessor:
                 result.split_lists, result.splits = apply_split_lists(staging, lists)
                 result.rows = result.split_lists["kept"]
                 result.dropped += result.split_lists["unlisted_dropped"]
-            finalize_split_files(staging)
-            write_eval_sets(staging, DATASET_EVAL_SETS.get(self.name, ()), shown=out)
+            rows = read_manifest(staging).rows  # read once for the split and eval-set lists
+            finalize_split_files(staging, rows)
+            write_eval_sets(staging, rows, DATASET_EVAL_SETS.get(self.name, ()), shown=out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

@@ -29,6 +29,11 @@ from cmcgns.io.atomic import write_json, write_text
 SPLIT_DIR = "splits"
 
 
+def id_lines(text: str) -> list[str]:
+    """The ids of an id-list file: one per line, blank lines and # comments skipped."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
 def read_split_lists(directory: Path) -> dict[str, list[str]]:
     """{split: ids} from DIR/train.txt, val.txt, test.txt (blank lines and # comments skipped)."""
     directory = Path(directory)
@@ -43,7 +48,7 @@ def read_split_lists(directory: Path) -> dict[str, list[str]]:
             text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot read split list ({type(exc).__name__}: {exc})") from None
-        lists[split] = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+        lists[split] = id_lines(text)
     if not lists:
         raise DataError(f"--splits {directory}: holds none of {', '.join(s + '.txt' for s in SPLITS)}")
     seen: dict[str, str] = {}
@@ -66,10 +71,9 @@ def write_split_lists(out: Path, rows: list[dict]) -> dict[str, str]:
     return written
 
 
-def finalize_split_files(out: Path) -> dict[str, str]:
-    """Write splits/<split>.txt for the prepared folder and record them in meta.json."""
-    manifest = read_manifest(out)
-    written = write_split_lists(out, manifest.rows)
+def finalize_split_files(out: Path, rows: list[dict]) -> dict[str, str]:
+    """Write splits/<split>.txt for the prepared folder (its manifest `rows`) and record them in meta.json."""
+    written = write_split_lists(out, rows)
     meta = json.loads((Path(out) / META_NAME).read_text())
     meta["split_files"] = written
     write_json(Path(out) / META_NAME, meta)

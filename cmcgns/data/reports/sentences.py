@@ -19,6 +19,13 @@ def normalise(text: str) -> str:
     return _REPEATED_STOP.sub(r"\1", text)
 
 
+def sentence_rows(parts: list[tuple[str, str]]) -> list[dict]:
+    """(section, text) parts in report order -> manifest sentence rows `{index, section, text}`,
+    numbered across the whole report."""
+    split = [(section, s) for section, body in parts for s in split_sentences(body)]
+    return [{"index": i, "section": section, "text": s} for i, (section, s) in enumerate(split)]
+
+
 def split_sentences(text: str, min_words: int = 1) -> list[str]:
     text = normalise(text)
     if not text:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 from collections.abc import Callable
 
 from cmcgns import distributed
@@ -12,6 +14,8 @@ from cmcgns.benchmark.reference import load_reference
 from cmcgns.benchmark.suite import run_suite, weights_ids
 from cmcgns.benchmark.suite_file import SuiteFile
 from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
+from cmcgns.errors import ConfigError
+from cmcgns.io.folder_lock import FolderLock
 from cmcgns.plugins.manager import get_registry
 
 
@@ -24,6 +28,28 @@ class BenchmarkReport:
     files: dict[str, Path] = dataclasses.field(default_factory=dict)  # results, markdown, csv, plot
 
 
+BENCHMARK_LOCK = ".benchmark.lock"
+P = ParamSpec("P")
+
+
+def _one_writer(
+    fn: Callable[Concatenate[SuiteFile, Path, P], BenchmarkReport],
+) -> Callable[Concatenate[SuiteFile, Path, P], BenchmarkReport]:
+    """One benchmark process per `--out`: a second one into the same folder is refused at once,
+    naming the holder (both would append rows, and the summary would describe only the last).
+    Under torchrun the main rank holds the lock for all."""
+
+    @functools.wraps(fn)
+    def locked(suite: SuiteFile, out: Path, *args: P.args, **kwargs: P.kwargs) -> BenchmarkReport:
+        if not distributed.is_main():
+            return fn(suite, out, *args, **kwargs)
+        with FolderLock(Path(out), BENCHMARK_LOCK, ConfigError, "give another --out"):
+            return fn(suite, out, *args, **kwargs)
+
+    return locked
+
+
+@_one_writer
 def run_benchmark(
     suite: SuiteFile,
     out: Path,

@@ -35,6 +35,7 @@ def ensure_synthetic(
         return prepared
     from cmcgns.plugins.manager import get_registry
 
+    stamp.unlink(missing_ok=True)  # a stale stamp must not outlive the folder it described
     generate(dataset, raw, studies, seed=seed, image_size=raw_size, workers=workers)
     get_registry().get("dataset", dataset).build({}).run(raw, prepared, image_size, workers)
     write_json(stamp, key)

@@ -3,18 +3,15 @@ run, resume only with the configuration the checkpoint was made with."""
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import json
-import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cmcgns.errors import ConfigError, TrainingError
+from cmcgns.io.folder_lock import FolderLock
 from cmcgns.training import checkpoint as ckpt
 
 LOCK_NAME = ".lock"
@@ -42,41 +39,11 @@ SAFE_ON_RESUME = (
 )
 
 
-class RunLock:
-    """An exclusive advisory lock on RUN/.lock (flock): a second process on the same folder fails at
-    once, naming the holder. The kernel releases it when the holder exits, even after kill -9."""
+class RunLock(FolderLock):
+    """RUN/.lock: one pretraining process per run folder (see FolderLock)."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
-        self.handle: Any = None
-
-    def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the run's lifetime)
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise TrainingError(
-                f"{self.path.parent}: in use by {holder}; wait for it to finish or give another run_dir"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {started}\n")
-        handle.flush()
-        self.handle = handle
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            self.handle.seek(0)
-            self.handle.truncate()
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
+        super().__init__(run_dir, LOCK_NAME, TrainingError, "give another run_dir")
 
 
 def prepare_new_run(run_dir: Path, resume: str | None, overwrite: bool) -> None:

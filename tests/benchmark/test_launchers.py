@@ -140,3 +140,15 @@ def test_the_ray_launcher_gives_the_sequential_rows(data_root, tmp_path):
     for a, b in zip(sequential, on_ray):
         assert b["status"] == "ok" and b["metrics"] == pytest.approx(a["metrics"], abs=1e-6)
     assert len(_ok_rows(tmp_path / "ray" / "results.jsonl")) == 4
+
+
+def test_a_second_benchmark_into_the_same_out_is_refused_at_once(tmp_path, data_root, monkeypatch):
+    from cmcgns.benchmark.run import BENCHMARK_LOCK
+    from cmcgns.errors import ConfigError
+    from cmcgns.io.folder_lock import FolderLock
+
+    monkeypatch.setattr(launch, "execute", lambda spec, threads=None: pytest.fail("a run started"))
+    suite = SuiteFile(tasks=["rsna-cls"], fractions=[1.0], seeds=[0], options=OPTIONS, synthetic=True)
+    with FolderLock(tmp_path / "out", BENCHMARK_LOCK), pytest.raises(ConfigError, match=r"out: in use by pid \d+"):
+        run_benchmark(suite, tmp_path / "out", None, data_root)
+    assert not (tmp_path / "out" / "results.jsonl").exists()

@@ -8,7 +8,6 @@ import functools
 import hashlib
 import re
 import sys
-import multiprocessing
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable, Iterable
@@ -148,15 +147,15 @@ def cache_images(jobs: list[tuple[Path, Path]], size: int, workers: int) -> list
     fn = functools.partial(_resize_one, size)
     str_jobs = [(str(s), str(d)) for s, d in jobs]
     report = _progress_printer(len(jobs))
+    results = []
     if workers > 1 and len(jobs) >= MIN_JOBS_PER_WORKER * workers:  # below that, spawning costs more than it saves
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            chunk = max(1, len(jobs) // (workers * 8) or 1)
-            results = []
-            for result in pool.imap(fn, str_jobs, chunksize=chunk):
-                results.append(result)
-                report(len(results))
+        from cmcgns.io.workers import ordered_map
+
+        chunk = max(1, len(jobs) // (workers * 8) or 1)
+        for result in ordered_map(fn, str_jobs, workers, chunk, "preprocess: resizing images"):
+            results.append(result)
+            report(len(results))
     else:
-        results = []
         for job in str_jobs:
             results.append(fn(job))
             report(len(results))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Literal
 from collections.abc import Callable
@@ -22,13 +23,14 @@ class Preprocessor:
     options: dict[str, Any]
 
     def run(self, source: Path, out: Path, image_size: int = 256, workers: int = 1, splits: Path | None = None):
-        """Preprocess into a staging folder beside `out` and swap it in only when complete, so an
-        interrupted run never leaves a mixed cache and a re-run leaves no orphans of the last one.
+        """Preprocess into a staging folder inside `out` and swap it in only when complete (see
+        preprocess.swap): an interrupted run never leaves a mixed cache, a re-run replaces only what
+        the last run wrote (a user's own files in `out` stay), one process at a time per folder.
         The folder gets splits/<split>.txt (the ids of each split); `splits` (a folder of such
         files) assigns the rows from them instead of the dataset's own draw (split_lists)."""
-        from cmcgns.data.manifest import is_prepared, read_manifest
-        from cmcgns.data.preprocess.eval_sets import DATASET_EVAL_SETS, write_eval_sets
-        from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files, read_split_lists
+        from cmcgns.data.manifest import is_prepared
+        from cmcgns.data.preprocess import swap
+        from cmcgns.data.preprocess.split_lists import read_split_lists
         from cmcgns.errors import DataError
 
         lists = read_split_lists(Path(splits)) if splits is not None else None  # read before the long part
@@ -37,34 +39,58 @@ class Preprocessor:
             raise DataError(f"{source}: source folder does not exist")
         if image_size < 16:
             raise DataError(f"--image-size {image_size}: must be at least 16 pixels (e.g. 256)")
+        restored = swap.recover_legacy(Path(os.path.abspath(out)))
+        if restored:
+            print(f"preprocess: {restored}", file=sys.stderr)
         if out.exists() and not out.is_dir():
             raise DataError(f"{out}: exists and is not a folder; give a folder for --out")
-        if out.is_dir() and any(out.iterdir()) and not is_prepared(out):
+        src_abs, out_abs = source.resolve(), out.resolve()
+        if src_abs == out_abs or src_abs.is_relative_to(out_abs):
             raise DataError(
-                f"{out}: not empty and not a prepared dataset; give a new or empty folder (nothing was touched)"
+                f"--source {source} lies inside --out {out}; a re-run would replace it: give an --out outside the source"
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by an interrupted run
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-        try:
-            result = self.run_fn(source, staging, image_size, workers, **self.options)
-            if lists is not None:
-                result.split_lists, result.splits = apply_split_lists(staging, lists)
-                result.rows = result.split_lists["kept"]
-                result.dropped += result.split_lists["unlisted_dropped"]
-            rows = read_manifest(staging).rows  # read once for the split and eval-set lists
-            finalize_split_files(staging, rows)
-            write_eval_sets(staging, rows, DATASET_EVAL_SETS.get(self.name, ()), shown=out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        previous = out.parent / f".{out.name}.previous-{os.getpid()}"
-        if out.exists():
-            out.rename(previous)
-        staging.rename(out)
-        shutil.rmtree(previous, ignore_errors=True)
+        if out_abs.is_relative_to(src_abs):
+            raise DataError(f"--out {out} lies inside --source {source}; give an --out outside the source")
+        created = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
+        with swap.preprocess_lock(out) as lock:
+            note = swap.finish_interrupted(out)
+            if note:
+                print(f"preprocess: {note}", file=sys.stderr)
+            foreign = swap.foreign_entries(out)
+            if foreign and not is_prepared(out):
+                lock.path.unlink()  # ours: the folder is left exactly as it was
+                raise DataError(
+                    f"{out}: not empty and not a prepared dataset (first entry: {foreign[0]}); "
+                    "give a new or empty folder (nothing was touched)"
+                )
+            staging = swap.staging_folder(out)
+            try:
+                result = self._build(source, staging, image_size, workers, lists, shown=out)
+                swap.refuse_collisions(out, [p.name for p in staging.iterdir()])
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                if created and not swap.foreign_entries(out) and not is_prepared(out):
+                    shutil.rmtree(out, ignore_errors=True)  # a first run that failed leaves no folder
+                raise
+            # from here the journal holds the state: an interruption is finished by the next run or verify
+            swap.swap_in(out, staging)
         result.out = out
+        return result
+
+    def _build(self, source: Path, staging: Path, image_size: int, workers: int, lists, shown: Path):
+        from cmcgns.data.manifest import read_manifest
+        from cmcgns.data.preprocess.eval_sets import DATASET_EVAL_SETS, write_eval_sets
+        from cmcgns.data.preprocess.split_lists import apply_split_lists, finalize_split_files
+
+        result = self.run_fn(source, staging, image_size, workers, **self.options)
+        if lists is not None:
+            result.split_lists, result.splits = apply_split_lists(staging, lists)
+            result.rows = result.split_lists["kept"]
+            result.dropped += result.split_lists["unlisted_dropped"]
+        rows = read_manifest(staging).rows  # read once for the split and eval-set lists
+        finalize_split_files(staging, rows)
+        write_eval_sets(staging, rows, DATASET_EVAL_SETS.get(self.name, ()), shown=shown)
         return result
 
 

@@ -14,10 +14,26 @@ from cmcgns.data.preprocess.split_lists import check_split_lists
 from cmcgns.errors import DataError
 
 
+def _finish_interrupted_swap(directory: Path) -> None:
+    """A folder a killed preprocess run left mid-swap is finished (or restored) before it is checked."""
+    import os
+    import sys
+
+    from cmcgns.data.preprocess import swap
+
+    notes = [swap.recover_legacy(Path(os.path.abspath(directory)))]
+    if (directory / swap.JOURNAL_NAME).is_file():
+        with swap.preprocess_lock(directory):
+            notes.append(swap.finish_interrupted(directory))
+    for note in filter(None, notes):
+        print(f"preprocess verify: {note}", file=sys.stderr)
+
+
 def verify(directory: Path, check_images: bool = True) -> list[str]:
     """Return a list of problems (empty when the folder is consistent)."""
     directory = Path(directory)
     try:
+        _finish_interrupted_swap(directory)
         manifest = read_manifest(directory, checked=False)  # its problems are listed below, not raised
     except DataError as exc:
         return [str(exc)]

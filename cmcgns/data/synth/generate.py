@@ -4,7 +4,6 @@ given seed whatever the number of workers."""
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from pathlib import Path
 
@@ -51,14 +50,13 @@ def generate(
             if progress:
                 progress(i + 1, n)
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers) as pool:
-            for done, chunk in enumerate(
-                pool.imap(work, range(n), chunksize=max(1, min(64, n // (workers * 8) or 1))), 1
-            ):
-                rows.extend(chunk)
-                if progress:
-                    progress(done, n)
+        from cmcgns.io.workers import ordered_map
+
+        chunk = max(1, min(64, n // (workers * 8) or 1))
+        for done, rows_of_one in enumerate(ordered_map(work, range(n), workers, chunk, f"synth {dataset}"), 1):
+            rows.extend(rows_of_one)
+            if progress:
+                progress(done, n)
     layout_module(dataset).finalize(out, rows, seed)
     summary = {
         "dataset": dataset,

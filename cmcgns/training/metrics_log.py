@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from cmcgns.io.atomic import atomic_open
+
 LEADING = ["step", "stage", "lr", "loss"]
 
 
@@ -33,7 +35,7 @@ class MetricsLog:
         if self.path.is_file():
             with self.path.open(newline="", encoding="utf-8") as handle:
                 rows = [row for row in csv.DictReader(handle) if keep is None or keep(row)]
-        with self.path.open("w", newline="", encoding="utf-8") as handle:
+        with atomic_open(self.path, "w", newline="", encoding="utf-8") as handle:  # a kill keeps the old file
             writer = csv.DictWriter(handle, fieldnames=fields, restval="")
             writer.writeheader()
             writer.writerows(rows)

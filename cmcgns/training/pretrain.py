@@ -18,7 +18,7 @@ from cmcgns.config.resolve import config_hash, resolve_components  # noqa: F401 
 from cmcgns.config.schema import PretrainConfig
 from cmcgns.data.bootstrap import ensure_synthetic_mimic
 from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
-from cmcgns.errors import ConfigError, DataError, TrainingError
+from cmcgns.errors import CmcgnsError, ConfigError, DataError, TrainingError
 from cmcgns.io.atomic import write_json
 from cmcgns.models.text_encoder import load_tokenizer
 from cmcgns.training import checkpoint as ckpt
@@ -144,7 +144,21 @@ def pretrain(
         if ddp.is_main():
             stack.enter_context(RunLock(run_dir))
             prepare_new_run(run_dir, resume, overwrite)
-        return _pretrain(config, run_dir, resume, progress, stop_after, allow_config_change, allow_world_size_change)
+        return _pretrain(
+            config, run_dir, resume, progress, stop_after, allow_config_change, allow_world_size_change, overwrite
+        )
+
+
+def _latest_good_or_none(run_dir: Path, overwrite: bool) -> tuple[Path, dict[str, Any]] | None:
+    """--resume auto: the newest good checkpoint (damaged ones moved aside by the main rank); when
+    every one is damaged the run stops, unless `overwrite` asked to start again."""
+    try:
+        return ckpt.load_latest_good(run_dir, report, set_aside=ddp.is_main())
+    except CmcgnsError as exc:
+        if not overwrite:
+            raise
+        report(f"warning: {exc}; --overwrite given: starting again from step 1")
+        return None
 
 
 def _pretrain(
@@ -155,6 +169,7 @@ def _pretrain(
     stop_after: int | None,
     allow_config_change: bool,
     allow_world_size_change: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     started = time.time()
     device = select_device(config.train.device)
@@ -171,9 +186,11 @@ def _pretrain(
     state = None
     resume_path = None
     if resume == "auto":
-        found = ckpt.load_latest_good(run_dir, report)
+        found = _latest_good_or_none(run_dir, overwrite)
         if found is not None:
             resume_path, state = found
+        elif main:
+            report(f"resume auto: no checkpoint in {run_dir.resolve() / ckpt.CHECKPOINT_DIR}; starting a new run")
     else:
         resume_path = ckpt.resolve_resume(run_dir, resume)
         state = ckpt.load_checkpoint(resume_path) if resume_path is not None else None

@@ -89,9 +89,9 @@ class BackboneExport:
         """The timm weights, read from safetensors (no pickle)."""
         if not self.timm_file:
             raise DataError("a random-init backbone has no weights to load")
-        from safetensors.torch import load_file
+        from cmcgns.io.weights import read_safetensors
 
-        return load_file(str(self.timm_file))
+        return read_safetensors(self.timm_file)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -193,6 +193,23 @@ class EarlyStopping:
             module.load_state_dict(state)
 
 
+def _read_feature_cache(path: Path, rows: int, dim: int) -> torch.Tensor | None:
+    """Cached features, or None (with one line) when the file is damaged, holds anything but a
+    [rows, dim] float tensor, or a pickle payload (refused without running it): they are recomputed."""
+    import sys
+
+    try:
+        cached = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = "not plain tensors" if "Weights only load failed" in str(exc) else type(exc).__name__
+        cached = reason
+    if isinstance(cached, torch.Tensor) and cached.is_floating_point() and tuple(cached.shape) == (rows, dim):
+        return cached
+    what = cached if isinstance(cached, str) else f"a {type(cached).__name__} of the wrong kind"
+    print(f"{path}: feature cache unreadable ({what}); computing the features again", file=sys.stderr)
+    return None
+
+
 class ClassificationTask:
     def __init__(self, name: str, dataset: str, options: ClassificationOptions) -> None:
         self.name, self.dataset, self.options = name, dataset, options
@@ -216,7 +233,9 @@ class ClassificationTask:
             ids = hashlib.sha256(json.dumps([r["id"] for r in rows]).encode()).hexdigest()[:16]
             cache = run.work_dir.parent / "feature-cache" / f"{cache_key}-{ids}.pt"
             if cache.is_file():
-                return torch.load(cache, map_location="cpu", weights_only=True)
+                cached = _read_feature_cache(cache, len(rows), encoder.dim)
+                if cached is not None:
+                    return cached
         # one preallocated matrix filled batch by batch: per-batch copies kept in a list (a ViT's pooled
         # feature is moreover a view of its whole token tensor) fragment the heap between the large
         # image batches, and the process grew with the split

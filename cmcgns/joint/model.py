@@ -122,9 +122,8 @@ class JointModel(nn.Module):
 def build_from_folder(folder: ModelFolder, weights: bool = True, seed: int = 0) -> JointModel:
     """The model a folder describes; `weights=False` gives the same architecture randomly initialised
     (seeded): the random-init baseline of zero-shot and retrieval tasks."""
-    from safetensors.torch import load_file
-
     from cmcgns.config.schema import ModelConfig
+    from cmcgns.io.weights import check_tensors, read_safetensors
     from cmcgns.models.cmcgns_model import CMCGNSModel
     from cmcgns.models.text_encoder import load_tokenizer
 
@@ -135,7 +134,8 @@ def build_from_folder(folder: ModelFolder, weights: bool = True, seed: int = 0) 
     torch.manual_seed(seed)
     model = CMCGNSModel(config, folder.image_size, int(text["max_sentences"]))
     if weights:
-        state = load_file(str(folder.weights_file))
+        state = read_safetensors(folder.weights_file)
+        check_tensors(state, model.state_dict(), str(folder.weights_file))
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             what = f"{len(missing)} missing (e.g. {missing[0]})" if missing else ""

@@ -15,9 +15,9 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"{path}: weights file does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from cmcgns.io.weights import read_safetensors
 
-        state = load_file(str(path))
+        state = read_safetensors(path)
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -57,11 +57,11 @@ def fit_position_embedding(state: dict[str, torch.Tensor], model: nn.Module, sou
             file=sys.stderr,
             flush=True,
         )
-    for key, value in out.items():
-        if key in target and value.shape != target[key].shape:
-            raise ConfigError(
-                f"{source}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target[key].shape)}"
-            )
+    from cmcgns.io.weights import check_tensors
+
+    check_tensors(
+        out, target, source, ConfigError
+    )  # shapes and dtypes, one line naming the first tensor that does not fit
     return out
 
 

@@ -57,6 +57,15 @@ def _load_quietly(folder: Path):
     hf_logging.disable_progress_bar()
     try:
         return AutoModel.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # a pickle payload (refused by weights_only), a damaged file, a foreign config
+        import pickle
+
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "holds pickled objects that are not plain tensors, refused without running them"
+        raise ConfigError(
+            f"{folder}: cannot load the text model's weights ({reason}); give a folder with model.safetensors"
+        ) from None
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()

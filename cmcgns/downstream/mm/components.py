@@ -127,11 +127,10 @@ class CMCGNSBackbone(BaseModule):
         if not self.checkpoint:
             super().init_weights()
             return
-        from safetensors.torch import load_file
-
+        from cmcgns.io.weights import read_safetensors
         from cmcgns.models.image_encoder import fit_position_embedding
 
-        state = fit_position_embedding(load_file(self.checkpoint), self.encoder, self.checkpoint)
+        state = fit_position_embedding(read_safetensors(self.checkpoint), self.encoder, self.checkpoint)
         missing, unexpected = self.encoder.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise RuntimeError(

@@ -142,6 +142,55 @@ def _contained(relative: object, view_of: Path | None = None) -> bool:
     return not path.is_absolute() and ".." not in path.parts and not relative.startswith(("/", "\\"))
 
 
+LABELLED_KINDS = ("classification", "detection", "segmentation")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def row_field_problem(row: dict, kind: object) -> str | None:
+    """What is wrong with a row's fields for its folder's kind (a hand-edited manifest), or None:
+    labelled kinds need `labels` as {name: number or null}; pretraining rows need `sentences` as a
+    non-empty list of {text, index}; `boxes`, when present, a list of {bbox: [x, y, w, h]}."""
+    labels = row.get("labels")
+    if kind in LABELLED_KINDS and labels is None:
+        return f"no `labels` field (a {kind} row needs {{name: 0 or 1}})"
+    if labels is not None:
+        if not isinstance(labels, dict):
+            return f"`labels` is {json.dumps(labels)[:40]}, not {{name: 0 or 1}}"
+        bad = next((k for k, v in labels.items() if v is not None and not _is_number(v)), None)
+        if bad is not None:
+            return f"`labels.{bad}` is {json.dumps(labels[bad])[:40]}, not a number (0, 1) or null"
+    if kind == "pretrain":
+        sentences = row.get("sentences")
+        if not isinstance(sentences, list) or not sentences:
+            return "no `sentences` (a pretraining row needs a non-empty list of {text, index})"
+        bad_at = next(
+            (
+                i
+                for i, s in enumerate(sentences)
+                if not isinstance(s, dict) or not isinstance(s.get("text"), str) or not isinstance(s.get("index"), int)
+            ),
+            None,
+        )
+        if bad_at is not None:
+            return f"`sentences[{bad_at}]` is not {{text: str, index: int}}"
+    boxes = row.get("boxes")
+    if boxes is not None and (
+        not isinstance(boxes, list)
+        or not all(
+            isinstance(b, dict)
+            and isinstance(b.get("bbox"), list)
+            and len(b["bbox"]) == 4
+            and all(map(_is_number, b["bbox"]))
+            for b in boxes
+        )
+    ):
+        return "`boxes` is not a list of {bbox: [x, y, w, h], category}"
+    return None
+
+
 def read_manifest(directory: Path, checked: bool = True) -> Manifest:
     """The manifest of a prepared folder. `checked` (every reader but `verify`, which lists problems
     instead) refuses rows whose image or mask leads outside the folder and ids in two splits. A
@@ -186,6 +235,9 @@ def read_manifest(directory: Path, checked: bool = True) -> Manifest:
                         f"{manifest}:{lineno}: {field} {row[field]!r} is not a relative path inside {directory}; "
                         f"rerun `cmcgns preprocess` (rows never read files outside their folder)"
                     )
+            problem = row_field_problem(row, meta.get("kind")) if checked else None
+            if problem:
+                raise DataError(f"{manifest}:{lineno}: {problem}; fix the row or rerun `cmcgns preprocess`")
             item = row.get("id")
             if item is not None and checked:
                 first = split_of.setdefault(str(item), (row["split"], lineno))

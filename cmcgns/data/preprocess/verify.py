@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from cmcgns.data.manifest import MANIFEST_NAME, META_NAME, read_manifest
+from cmcgns.data.manifest import MANIFEST_NAME, META_NAME, read_manifest, row_field_problem
 from cmcgns.data.preprocess.base import inside
 from cmcgns.data.preprocess.split_lists import check_split_lists
 from cmcgns.errors import DataError
@@ -60,8 +60,9 @@ def verify(directory: Path, check_images: bool = True) -> list[str]:
                         im.verify()
                 except Exception as exc:
                     problems.append(f"{path}: unreadable ({exc})")
-        if meta.get("kind") == "pretrain" and not row.get("sentences"):
-            problems.append(f"{directory / MANIFEST_NAME}:{i}: no sentences")
+        problem = row_field_problem(row, meta.get("kind"))
+        if problem:
+            problems.append(f"{directory / MANIFEST_NAME}:{i}: {problem}")
     problems += check_split_lists(directory, rows, meta)
     for split, name in (meta.get("coco") or {}).items():
         try:

@@ -13,7 +13,7 @@ from typing import Any
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cmcgns.data.formats.dicom import read_dicom_gray8
 from cmcgns.errors import DataError
@@ -98,13 +98,42 @@ def load_gray(path: Path) -> np.ndarray:
         raise FileNotFoundError(str(path))
     if path.suffix.lower() == ".dcm":
         return read_dicom_gray8(path)
-    with Image.open(path) as im:
-        im.load()
+    with Image.open(path) as opened:
+        opened.load()
+        im = ImageOps.exif_transpose(opened)  # a phone photo or a JPEG stored rotated: upright as viewed
         if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
             sbit = im.info.get("sbit")
             bits = sbit[0] if isinstance(sbit, tuple) and sbit else (sbit if isinstance(sbit, int) else None)
             return high_bit_depth_to_gray8(np.asarray(im), bits)
+        if im.mode == "F":  # 32-bit float (a TIFF from a processing pipeline): its own range -> 0..255
+            return float_to_gray8(np.asarray(im))
         return np.asarray(im.convert("L"))
+
+
+def float_to_gray8(pixels: np.ndarray) -> np.ndarray:
+    """A float image scaled by its finite range to 8 bits (convert("L") clips it to black)."""
+    values = np.asarray(pixels, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise ValueError("no finite pixel values")
+    low, high = float(finite.min()), float(finite.max())
+    scaled = (np.nan_to_num(values, nan=low, posinf=high, neginf=low) - low) / max(high - low, 1e-12) * 255.0
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
+MIN_IMAGE_SIDE = 32  # pixels: below that a file is an icon or a placeholder, not a radiograph
+MAX_ASPECT_RATIO = 3.0  # chest radiographs are about 0.7-1.4; beyond 3 the square resize would distort it
+
+
+def shape_problem(h: int, w: int) -> str:
+    """A drop reason for an image no resize should keep ("" when fine)."""
+    if max(h, w) / max(min(h, w), 1) > MAX_ASPECT_RATIO:
+        return (
+            f"extreme_aspect_ratio: {w}x{h} pixels (over {MAX_ASPECT_RATIO:g}:1; resizing to a square would distort it)"
+        )
+    if min(h, w) < MIN_IMAGE_SIDE:
+        return f"image_too_small: {w}x{h} pixels (under {MIN_IMAGE_SIDE} on a side)"
+    return ""
 
 
 def _resize_one(size: int, job: tuple[str, str]) -> tuple[str, tuple[int, int] | None, str]:
@@ -119,6 +148,9 @@ def _resize_one(size: int, job: tuple[str, str]) -> tuple[str, tuple[int, int] |
     except Exception as exc:  # pydicom raises a variety of errors on damaged files
         return dst, None, f"unreadable_image: {type(exc).__name__}: {exc}"
     h, w = pixels.shape[:2]
+    problem = shape_problem(h, w)
+    if problem:
+        return dst, None, problem
     out = Path(dst)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

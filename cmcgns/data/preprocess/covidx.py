@@ -28,7 +28,7 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int) -> object
             continue  # older COVIDx releases have no val list
         require_file(index, "COVIDx list")
         try:
-            lines = index.read_text(encoding="utf-8").splitlines()
+            lines = index.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as exc:
             raise DataError(f"{index}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         for lineno, line in enumerate(lines, 1):

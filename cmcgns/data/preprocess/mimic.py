@@ -40,7 +40,7 @@ def read_report(path: Path, drops: DropReport) -> str | None:
         return None
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark would hide the first section header
     except UnicodeDecodeError as exc:
         text = raw.decode("latin-1")
         drops.repaired(str(path), "report_not_utf8_read_as_latin1", str(exc)[:120])
@@ -48,6 +48,14 @@ def read_report(path: Path, drops: DropReport) -> str | None:
     if cleaned != text:
         drops.repaired(str(path), "control_characters_removed")
     return cleaned
+
+
+def other_script_letters(text: str) -> int:
+    """How many letters of `text` are outside the Latin script, when they are most of its letters
+    (a Hebrew, Arabic or Chinese report), else 0."""
+    letters = [c for c in text if c.isalpha()]
+    other = sum(1 for c in letters if ord(c) >= 0x250)  # beyond Latin Extended-B
+    return other if letters and other * 2 > len(letters) else 0
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -137,7 +145,11 @@ def preprocess(
             drops.drop(str(report_path), "oversized_report", f"{len(sentences)} sentences > {MAX_SENTENCES}")
             continue
         if len(sentences) < min_sentences:
-            drops.drop(str(report_path), "too_few_sentences", f"{len(sentences)} < {min_sentences}")
+            other = other_script_letters(text)
+            if other:  # the splitter keeps Latin-script words: say what happened, not "too few"
+                drops.drop(str(report_path), "non_latin_script", f"{other} letters outside the Latin script")
+            else:
+                drops.drop(str(report_path), "too_few_sentences", f"{len(sentences)} < {min_sentences}")
             continue
         lab = labels.get((subject, study), {})
         try:

@@ -154,7 +154,7 @@ def check_split_lists(directory: Path, rows: list[dict], meta: dict) -> list[str
         if not path.is_file():
             problems.append(f"{path}: split list missing (meta.json names it)")
             continue
-        listed = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        listed = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         if listed != by_split.get(split, []):
             problems.append(
                 f"{path}: {len(listed)} ids, manifest split {split} has {len(by_split.get(split, []))} "

@@ -161,3 +161,20 @@ def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path):
     with pytest.raises(ConfigError, match="aliases expand to more than 100,000 nodes"):
         load_suite(bomb)
     assert load_yaml("base: &b {x: 1}\nother: *b\n") == {"base": {"x": 1}, "other": {"x": 1}}  # a few aliases are fine
+
+
+def test_a_key_given_twice_inside_one_set_value_is_refused_in_one_line():
+    with pytest.raises(ConfigError, match=r"value is not valid YAML \(key 'lr' is given twice") as caught:
+        apply_overrides({}, ["train={lr: 0.1, lr: 0.2}"])
+    assert "\n" not in str(caught.value)
+    assert apply_overrides({}, ["train={lr: 0.1, seed: 2}"]) == {"train": {"lr": 0.1, "seed": 2}}
+
+
+@pytest.mark.parametrize("vocab", [0, -5, 12])
+def test_a_text_model_vocabulary_too_small_to_hold_anything_is_refused(tmp_path, vocab):
+    from cmcgns.errors import DataError
+    from cmcgns.models.tiny_text import train_text_model
+
+    with pytest.raises(DataError, match=f"--vocab-size {vocab}: must be at least 100"):
+        train_text_model(["No effusion."], tmp_path / "text", vocab_size=vocab)
+    assert not (tmp_path / "text").exists()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from cmcgns import distributed
 from cmcgns.benchmark.gate import check, check_tasks_exist, load_expected, needs_baseline
 from cmcgns.benchmark.reference import load_reference
-from cmcgns.benchmark.suite import run_suite, weights_ids
+from cmcgns.benchmark.suite import build_tasks, run_suite, task_components, weights_ids
 from cmcgns.benchmark.suite_file import SuiteFile
 from cmcgns.benchmark.tables import aggregate, markdown_table, write_tables
 from cmcgns.errors import ConfigError
@@ -68,6 +68,7 @@ def run_benchmark(
     """`compare_random_init` also runs the suite on a random-init backbone with the same splits and
     seeds, shown beside each result; `beats: random-init` gate entries run that baseline for the tasks
     they judge, and `beats: untrained-head` entries run their tasks once more with the head untrained."""
+    build_tasks(task_components(suite.tasks), suite.options, suite.protocol)  # every task's options, before any run
     expectations = load_expected(suite.expected) if suite.expected else []  # read before hours of work, not after
     if expectations:
         check_tasks_exist(expectations, suite.expected, get_registry().names("downstream_task"))

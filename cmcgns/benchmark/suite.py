@@ -123,6 +123,20 @@ def run_task(
     )[0]
 
 
+def task_components(tasks: list[str]) -> dict[str, Any]:
+    registry = get_registry()
+    return {name: registry.get("downstream_task", name) for name in tasks}
+
+
+def build_tasks(components: dict[str, Any], task_options: dict | None, protocol: str | None) -> dict[str, Any]:
+    """Every task built from its options (validated): a bad option of any task is refused before
+    the first run starts, not after the tasks before it have run."""
+    return {
+        name: component.build(_task_options(component, task_options, name, protocol))
+        for name, component in components.items()
+    }
+
+
 def run_suite(
     tasks: list[str],
     fractions: list[float],
@@ -157,8 +171,7 @@ def run_suite(
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r}: choose one of {', '.join(LAUNCHERS)}")
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
-    registry = get_registry()
-    components = {name: registry.get("downstream_task", name) for name in tasks}  # fail fast on unknown names
+    components = task_components(tasks)  # fail fast on unknown names
     if distributed.world_size_from_env() > 1:
         if launcher != "sequential":
             raise ConfigError("--launcher ray runs each run as its own Ray task; launch it without torchrun")
@@ -166,10 +179,7 @@ def run_suite(
         distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     main = distributed.is_main()
     weights, model_hash = weights_ids(backbone_dir)
-    built = {
-        name: component.build(_task_options(component, task_options, name, protocol))
-        for name, component in components.items()
-    }
+    built = build_tasks(components, task_options, protocol)
     installed = versions()  # the same for every row of this process
     specs: list[RunSpec] = []
     for name, task in built.items():

@@ -56,16 +56,18 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 continue
             if metric not in SKIP:
                 key = (r["task"], float(r["fraction"]), metric)
-                groups.setdefault(key, []).append(float(value))
+                groups.setdefault(key, []).append(float("nan") if value is None else float(value))
                 low, high = r["metrics"].get(f"{metric}_ci_low"), r["metrics"].get(f"{metric}_ci_high")
                 if low is not None and high is not None:
                     intervals.setdefault(key, []).append((float(low), float(high)))
     out = []
     for (task, fraction, metric), values in sorted(groups.items()):
-        finite = [v for v in values if not math.isnan(v)]
+        finite = [v for v in values if math.isfinite(v)]  # NaN/inf (written as null) are no score
         mean = sum(finite) / len(finite) if finite else float("nan")
         std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else 0.0
-        entry = {"task": task, "fraction": fraction, "metric": metric, "mean": mean, "std": std, "n": len(values)}
+        entry = {"task": task, "fraction": fraction, "metric": metric, "mean": mean, "std": std, "n": len(finite)}
+        if len(finite) < len(values):
+            entry["no_value"] = len(values) - len(finite)  # runs whose score was NaN or infinite
         entry["protocol"] = ", ".join(sorted(protocols.get((task, fraction), set())))
         ci = intervals.get((task, fraction, metric))
         if ci and len(ci) == len(values):
@@ -85,6 +87,11 @@ def result_line(row: dict) -> str:
     return f"{row['task']} f={row['fraction']:g} seed {row['seed']}: " + "  ".join(scores)
 
 
+def n_cell(s: dict) -> str:
+    """The runs a mean is over, and how many more gave no value (NaN/inf)."""
+    return f"{s['n']} ({s['no_value']} no value)" if s.get("no_value") else str(s["n"])
+
+
 def aligned_table(summary: list[dict]) -> str:
     """mean ± std per task x fraction x metric as plain aligned columns, for the console."""
     header = ["task", "fraction", "metric", "mean ± std", "95 % CI", "n"]
@@ -95,7 +102,7 @@ def aligned_table(summary: list[dict]) -> str:
             s["metric"],
             f"{s['mean']:.4f} ± {s['std']:.4f}",
             f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]" if s.get("ci") else "-",
-            str(s["n"]),
+            n_cell(s),
         ]
         for s in summary
     ]
@@ -125,7 +132,7 @@ def markdown_table(
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for s in summary:
         ci = f"[{s['ci'][0]:.3f}, {s['ci'][1]:.3f}]" if s.get("ci") else "—"
-        cells = [s["task"], f"{s['fraction']:g}", s["metric"], f"{s['mean']:.4f} ± {s['std']:.4f}", ci, str(s["n"])]
+        cells = [s["task"], f"{s['fraction']:g}", s["metric"], f"{s['mean']:.4f} ± {s['std']:.4f}", ci, n_cell(s)]
         if baseline is not None:
             b = base.get((s["task"], float(s["fraction"]), s["metric"]))
             cells.append(f"{b['mean']:.4f} ± {b['std']:.4f}" if b else "—")
@@ -146,12 +153,13 @@ def write_tables(
 ) -> dict[str, Path]:
     out_dir = Path(out_dir)
     write_text(out_dir / "summary.md", markdown_table(summary, reference, note, baseline))
-    fields = ["task", "fraction", "metric", "mean", "std", "n", "ci_low", "ci_high", "protocol"]
+    fields = ["task", "fraction", "metric", "mean", "std", "n", "no_value", "ci_low", "ci_high", "protocol"]
     fields += ["reference"] if reference is not None else []
     rows = []
     for entry in summary:
         row = {k: v for k, v in entry.items() if k != "ci"}
         row.setdefault("protocol", "")
+        row.setdefault("no_value", 0)
         row["ci_low"], row["ci_high"] = entry["ci"] if entry.get("ci") else ("", "")
         if reference is not None:
             row["reference"] = reference.get((entry["task"], float(entry["fraction"]), entry["metric"]))

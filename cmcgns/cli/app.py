@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from rich.table import Table
 from cmcgns import __version__
 from cmcgns.cli.errors import parse_options, reports_errors
 from cmcgns.errors import ConfigError, DataError
+from cmcgns.io.atomic import dumps
 
 app = typer.Typer(
     help="CM-CGNS: self-supervised joint learning from chest X-rays and reports.",
@@ -56,7 +56,7 @@ def synth(
     summary = generate(
         dataset, out, n, seed=seed, image_size=image_size, workers=workers, corrupt_fraction=corrupt_fraction
     )
-    console.print_json(json.dumps(summary))
+    console.print_json(dumps(summary))
 
 
 @app.command()
@@ -242,7 +242,7 @@ def finetune(
     from cmcgns import distributed
 
     if distributed.is_main():  # under torchrun: one rank prints
-        console.print_json(json.dumps(row["metrics"]))
+        console.print_json(dumps(row["metrics"]))
 
 
 @app.command()
@@ -393,7 +393,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="machine-readable
     if as_json:
         for row, component in zip(rows, registry.components()):
             row["options"] = component.describe_options()
-        typer.echo(json.dumps(rows + failed, indent=2))
+        typer.echo(dumps(rows + failed, indent=2))
         return
     if console.width >= 140:
         table = Table(title="cmcgns plugins")

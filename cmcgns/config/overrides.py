@@ -20,10 +20,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".")]
     if not key.strip() or any(not p for p in parts):
         raise ConfigError(f"override {text!r} has an empty key segment")
+    from cmcgns.config.loading import load_yaml  # the config files' loader: no key twice, bounded aliases
+
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+        reason = getattr(exc, "problem", None) or (str(exc).splitlines() or ["?"])[0]
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({reason})") from None
     if isinstance(value, str) and _FLOAT.match(value.strip()):
         value = float(value)  # YAML 1.1 reads "1e-3" as a string
     return parts, value

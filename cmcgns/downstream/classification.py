@@ -31,7 +31,7 @@ from cmcgns.data.manifest import ManifestRow, read_manifest
 from cmcgns.data.preprocess.base import stable_split
 from cmcgns.downstream.base import TaskRun, backbone_spec, fraction_subset, training_subset
 from cmcgns.io.host_memory import PeriodicRelease, map_large_blocks, release_free_heap
-from cmcgns.errors import DataError
+from cmcgns.errors import ConfigError, DataError
 from cmcgns.models.image_encoder import ImageEncoder
 from cmcgns.plugins import Options, Register, hookimpl
 
@@ -263,6 +263,13 @@ class ClassificationTask:
         map_large_blocks()  # image batches are mapped and unmapped, not kept by the heap (cmcgns.io.host_memory)
         manifest = read_manifest(run.manifest_dir)
         names = opts.labels or list(manifest.meta.get("labels", []))
+        known = list(manifest.meta.get("labels", []))
+        unknown = [n for n in opts.labels or [] if known and n not in known]
+        if unknown:
+            raise ConfigError(
+                f"{self.name}: labels: {unknown[0]!r} is not a label of {manifest.directory} "
+                f"(it has: {', '.join(known)}); every score of it would be NaN"
+            )
         if not names:
             raise DataError(f"{run.manifest_dir}: manifest lists no labels")
         every_train_row, val, test = split_rows(manifest, 1.0, run.seed, names, opts)

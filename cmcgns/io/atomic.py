@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -52,14 +53,31 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         handle.write(data)
 
 
+def finite(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None: JSON has no NaN (Python writes a bare
+    `NaN` that other readers refuse), and null says "no value" to every reader."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """json.dumps that writes NaN/inf as null (see `finite`): the output is always valid JSON."""
+    return json.dumps(finite(obj), allow_nan=False, sort_keys=True, default=str, **kwargs)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    write_text(path, dumps(obj, indent=2) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Any) -> None:
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for row in rows:
-            handle.write(json.dumps(row, sort_keys=True, default=str) + "\n")
+            handle.write(dumps(row) + "\n")
 
 
 def append_jsonl(path: str | os.PathLike, row: Any) -> None:
@@ -67,7 +85,7 @@ def append_jsonl(path: str | os.PathLike, row: Any) -> None:
     line (a writer killed mid-write) is ended first, so it cannot swallow the new row."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, sort_keys=True, default=str) + "\n"
+    line = dumps(row) + "\n"
     if target.is_file() and target.stat().st_size:
         with open(target, "rb") as existing:
             existing.seek(-1, os.SEEK_END)

@@ -17,6 +17,9 @@ def report_corpus(manifest_dir: Path) -> list[str]:
     return corpus
 
 
+MIN_VOCAB = 100
+
+
 def train_text_model(
     corpus: list[str],
     out_dir: Path,
@@ -27,6 +30,13 @@ def train_text_model(
     with_model: bool = True,
     seed: int = 0,
 ) -> Path:
+    if vocab_size < MIN_VOCAB:
+        raise DataError(
+            f"--vocab-size {vocab_size}: must be at least {MIN_VOCAB} (special tokens and the reports' characters); "
+            "e.g. 1000"
+        )
+    if hidden_size < 2 or layers < 1:
+        raise DataError(f"--hidden-size {hidden_size} / --layers {layers}: need at least 2 and 1")
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast

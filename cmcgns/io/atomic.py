@@ -8,6 +8,7 @@ exports and results stay readable by a group that shares them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -15,6 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 from collections.abc import Iterator
+
+
+_WRITE_FAILURE = "inline_container"  # torch's zip writer: "[enforce fail at inline_container.cc] ... unexpected pos"
 
 
 def _default_mode() -> int:
@@ -37,9 +41,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write (disk full) names no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+        if isinstance(exc, RuntimeError) and _WRITE_FAILURE in str(exc):  # torch.save's writer on a full disk
+            raise OSError(errno.EIO, f"write failed ({str(exc).strip().splitlines()[-1][:120]})", str(target)) from None
         raise
 
 

@@ -108,11 +108,25 @@ def build_plugin_manager() -> tuple[pluggy.PluginManager, dict[str, tuple[str, s
         except (pluggy.PluginValidationError, ValueError) as exc:
             if pm.is_registered(loaded):
                 pm.unregister(loaded)
-            error = f"{exc}; hooks are {', '.join(_hook_names())}"
+            error = _validation_line(exc)
             failures.append(PluginFailure(name, version, source, error))
             continue
         origins[name] = (version, source)
     return pm, origins, failures
+
+
+def _validation_line(exc: Exception) -> str:
+    """pluggy's message names the plugin by its module's repr; say which hook is unknown, and the
+    closest real one."""
+    import difflib
+    import re
+
+    found = re.search(r"unknown hook '([^']+)'", str(exc))
+    if not found:
+        return f"{exc}; hooks are {', '.join(_hook_names())}"
+    close = difflib.get_close_matches(found.group(1), _hook_names(), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"it implements unknown hook {found.group(1)!r}{hint}; hooks are {', '.join(_hook_names())}"
 
 
 def _hook_names() -> list[str]:

@@ -120,6 +120,7 @@ def test_a_misspelled_hook_is_an_error_not_ignored(monkeypatch, tmp_path):
     (failure,) = manager.build_registry().failures
     assert failure.plugin == "probe"  # the entry point's name, not the module's repr
     assert re.search("register_samplers_typo.*hooks are .*register_negative_samplers", failure.error)
+    assert "did you mean register_negative_samplers?" in failure.error and "<module" not in failure.error
 
 
 def test_the_gate_refuses_a_task_typo_and_inverted_bounds(tmp_path):

@@ -104,3 +104,27 @@ def test_the_chexpert_validation_hold_out_shares_no_patient_with_training(tmp_pa
     train = {r["patient"] for r in rows if r["split"] == "train"}
     val = {r["patient"] for r in rows if r["split"] == "val"}
     assert train and val and not train & val  # MGCA's random draw leaves most validation patients in training
+
+
+def test_the_chexpert_hold_out_takes_whole_patients_up_to_its_image_count():
+    from cmcgns.data.preprocess.chexpert import hold_out_patients
+
+    candidates = {
+        f"{p}-{i}": {"id": f"{p}-{i}", "patient": p, "split": "train"} for p, n in (("a", 3), ("b", 1), ("c", 2)) for i in range(n)
+    }
+    candidates["t"] = {"id": "t", "patient": "a", "split": "test"}  # official valid: never moved
+    held = hold_out_patients(candidates, 2)
+    val = {r["patient"] for r in candidates.values() if r["split"] == "val"}
+    assert held["images"] >= 2 and held["patients"] == len(val)
+    for patient in val:  # whole patients only
+        assert all(r["split"] == "val" for r in candidates.values() if r["patient"] == patient and r["id"] != "t")
+    assert candidates["t"]["split"] == "test"
+    assert hold_out_patients(dict(candidates), 0) == {"images": 0, "patients": 0}
+
+
+def test_the_chexpert_hold_out_is_at_most_a_tenth_of_train_on_small_data(tmp_path):
+    out, _ = _prepare(tmp_path, "chexpert", n=80)
+    meta = read_manifest(out).meta
+    holdout = meta["val_holdout"]
+    train_csv_images = holdout["images"] + meta["splits"]["train"]  # before unreadable images dropped
+    assert 0 < holdout["images"] <= max(1, train_csv_images // 10) + 5  # whole patients may overshoot a little

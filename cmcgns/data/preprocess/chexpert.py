@@ -1,14 +1,16 @@
 """CheXpert -> classification manifest on the 5 competition labels. Official `valid` becomes the
-test split; `train` is split by patient into train/val. Uncertain labels (-1) follow a policy:
+test split; from `train`, whole patients are held out as val until 5,000 images (MGCA's size; at most
+10 % of train.csv's images on small data), so no patient is in both. Uncertain labels (-1) follow a policy:
 `mgca` (default; MGCA's and the CheXpert paper's best per-label choice) maps them to 1 for
 Atelectasis, Edema and Pleural Effusion (U-ones) and to 0 for Cardiomegaly and Consolidation
 (U-zeros); `ones` and `zeros` apply one rule to every label."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-from cmcgns.data.preprocess.base import add_candidate, DropReport, cache_candidates, stable_split, write_outputs
+from cmcgns.data.preprocess.base import add_candidate, DropReport, cache_candidates, write_outputs
 from cmcgns.data.preprocess.tabular import chexpert_label, read_csv
 from cmcgns.errors import DataError
 
@@ -53,7 +55,7 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
         if len(parts) < 5:
             raise DataError(f"{csv_path}:{lineno}: Path {row['Path']!r} is not <root>/<split>/<patient>/<study>/<view>")
         patient = parts[2]
-        split = "test" if official == "valid" else stable_split(patient, {"train": 0.9, "val": 0.1})
+        split = "test" if official == "valid" else "train"  # val: whole patients held out afterwards
         item_id = "_".join(parts[1:]).rsplit(".", 1)[0]
         try:
             labels = {k: _value(row[k], uncertain, k) for k in COMPETITION_LABELS}
@@ -76,7 +78,33 @@ def read_index(csv_path: Path, official: str, uncertain: str, drops: DropReport)
     return candidates, len(table)
 
 
-def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain: str = "mgca") -> object:
+VAL_IMAGES = 5000  # MGCA's CheXpert validation draw: 5,000 training images
+MAX_VAL_FRACTION = 0.1  # of train.csv's images, on small (e.g. synthetic) data
+
+
+def hold_out_patients(candidates: dict[str, dict], target_images: int) -> dict[str, int]:
+    """Move whole patients from train to val, in the order of a hash of their id, until `target_images`
+    images are held out (MGCA's 5,000, drawn here so that no patient is in both: MGCA's own draw is
+    per image). Deterministic for a given train.csv; returns the images and patients held out."""
+    by_patient: dict[str, list[dict]] = {}
+    for row in candidates.values():
+        if row["split"] == "train":
+            by_patient.setdefault(row["patient"], []).append(row)
+    order = sorted(by_patient, key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+    held, patients = 0, 0
+    for patient in order:
+        if held >= target_images:
+            break
+        for row in by_patient[patient]:
+            row["split"] = "val"
+        held += len(by_patient[patient])
+        patients += 1
+    return {"images": held, "patients": patients}
+
+
+def preprocess(
+    source: Path, out: Path, image_size: int, workers: int, uncertain: str = "mgca", val_images: int = VAL_IMAGES
+) -> object:
     base = source / ROOT if (source / ROOT).is_dir() else source
     drops = DropReport()
     candidates: dict[str, dict] = {}
@@ -88,6 +116,9 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
             del found[item_id]
         candidates.update(found)
         considered += n
+    train_images = sum(1 for c in candidates.values() if c["split"] == "train")
+    target = min(val_images, int(train_images * MAX_VAL_FRACTION))
+    held = hold_out_patients(candidates, target)
     rows = cache_candidates(out, candidates, image_size, workers, drops, source)
     return write_outputs(
         out,
@@ -98,5 +129,12 @@ def preprocess(source: Path, out: Path, image_size: int, workers: int, uncertain
         considered,
         image_size,
         source,
-        {"labels": COMPETITION_LABELS, "uncertain_policy": uncertain},
+        {
+            "labels": COMPETITION_LABELS,
+            "uncertain_policy": uncertain,
+            "val_holdout": {
+                **held,
+                "rule": f"whole patients of train.csv by id hash until min({val_images}, 10 % of its images)",
+            },
+        },
     )

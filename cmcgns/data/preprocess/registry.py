@@ -103,6 +103,9 @@ class ChexpertOptions(Options):
     uncertain: Literal["mgca", "ones", "zeros"] = pydantic.Field(
         "mgca", description="uncertain labels: mgca = U-ones for Atelectasis/Edema/Pleural Effusion, U-zeros otherwise"
     )
+    val_images: int = pydantic.Field(
+        5000, ge=0, description="train.csv images held out as val, whole patients (MGCA: 5,000; at most 10 %)"
+    )
 
 
 def _factory(name: str, kind: str, module: str) -> Callable[[Options], Preprocessor]:

@@ -67,6 +67,22 @@ VARIANTS: dict[str, dict] = {
         "head": "cm-mir",
         **RECOMMENDED,
     },
+    # cosine cross-attention (softmax(cos / 0.1)): sharp from step 1, so sentences of one image can differ
+    "cm-cgns queue, count, cosine attention": {
+        "sampler": "cm-cgns",
+        "sampler_options": {"memory": "queue", "hard_negative_weighting": "count"},
+        "sampler_on": "local_report",
+        "head": "none",
+        **RECOMMENDED,
+        "cross_attention": "cosine",
+    },
+    "in-batch, cosine attention": {
+        "sampler": "in-batch",
+        "sampler_on": "local_report",
+        "head": "none",
+        **RECOMMENDED,
+        "cross_attention": "cosine",
+    },
     # earlier rows of the table, kept runnable
     "cm-cgns (global)": {"sampler": "cm-cgns", "sampler_on": "global", "head": "none", **OFFICIAL},
     "cm-cgns + mae-pixel": {"sampler": "cm-cgns", "sampler_on": "local_report", "head": "mae-pixel", **OFFICIAL},

@@ -64,8 +64,13 @@ class ModelConfig(Strict):
         128, ge=8, description="width of global, local and cross-modal features (official 768)"
     )
     pool_heads: int = pydantic.Field(8, ge=1, description="heads of the attention-pooling layers")
-    cross_attention: Literal["sigmoid", "softmax"] = pydantic.Field(
-        "sigmoid", description="cross-modal attention weights: sigmoid(q.k/sqrt(d)) (official) or softmax"
+    cross_attention: Literal["sigmoid", "softmax", "cosine"] = pydantic.Field(
+        "sigmoid",
+        description="cross-modal attention weights: sigmoid(q.k/sqrt(d)) (official), softmax(q.k/sqrt(d)), or "
+        "cosine = softmax(cos(q, k) / attention_temperature) (sharp from the first step)",
+    )
+    attention_temperature: float = pydantic.Field(
+        0.1, gt=0, description="cosine cross-attention: temperature of the query-key cosine"
     )
     normalize_patches: bool = pydantic.Field(
         True,

@@ -47,7 +47,7 @@ class CMCGNSModel(nn.Module):
         self.text_local = nn.Linear(d_txt, e)
         self.sentence_pool = AttentionPool(e, config.pool_heads) if config.text.pooling == "attention" else None
         self.text_global = nn.Linear(d_txt, e) if self.sentence_pool is None else nn.Identity()
-        self.cross_attention = CrossModalAttention(e, config.cross_attention)
+        self.cross_attention = CrossModalAttention(e, config.cross_attention, config.attention_temperature)
 
     @property
     def grid(self) -> tuple[int, int]:

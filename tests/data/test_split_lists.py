@@ -110,7 +110,9 @@ def test_the_chexpert_hold_out_takes_whole_patients_up_to_its_image_count():
     from cmcgns.data.preprocess.chexpert import hold_out_patients
 
     candidates = {
-        f"{p}-{i}": {"id": f"{p}-{i}", "patient": p, "split": "train"} for p, n in (("a", 3), ("b", 1), ("c", 2)) for i in range(n)
+        f"{p}-{i}": {"id": f"{p}-{i}", "patient": p, "split": "train"}
+        for p, n in (("a", 3), ("b", 1), ("c", 2))
+        for i in range(n)
     }
     candidates["t"] = {"id": "t", "patient": "a", "split": "test"}  # official valid: never moved
     held = hold_out_patients(candidates, 2)

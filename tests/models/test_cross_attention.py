@@ -81,3 +81,28 @@ def test_model_normalises_local_image_features_before_the_cross_attention():
         assert torch.allclose(feats.image_to_report, image_to_report, atol=1e-6)
         norms = feats.patches.norm(dim=-1)
         assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5) == normalize
+
+
+def _identity_projections(block, dim):
+    with torch.no_grad():
+        for qkv in (block.image_qkv, block.text_qkv):
+            qkv.weight.copy_(torch.cat([torch.eye(dim)] * 3))
+            qkv.bias.zero_()
+
+
+def test_cosine_attention_is_sharp_from_the_start_where_scaled_dot_product_is_uniform():
+    dim = 16
+    patches = torch.nn.functional.normalize(torch.randn(1, 9, dim, generator=torch.Generator().manual_seed(0)), dim=-1)
+    sentences = patches[:, [2, 7]] * 0.3  # each sentence "about" one region (unnormalised: cosine ignores the norm)
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    cosine, softmax = CrossModalAttention(dim, "cosine", temperature=0.05), CrossModalAttention(dim, "softmax")
+    for block in (cosine, softmax):
+        _identity_projections(block, dim)
+    sharp = cosine(patches, sentences, mask)[1][0]
+    flat = softmax(patches, sentences, mask)[1][0]
+    cos = torch.nn.functional.cosine_similarity
+    assert cos(sharp[0], patches[0, 2], dim=0) > 0.95 and cos(sharp[1], patches[0, 7], dim=0) > 0.95
+    assert cos(sharp[0], sharp[1], dim=0) < 0.5  # two sentences of one image: two different features
+    assert cos(flat[0], flat[1], dim=0) > 0.99  # q.k/sqrt(d) over unit vectors: near-uniform weights
+    weights = torch.softmax(patches[0] @ patches[0, 2] / 0.05, dim=0)
+    assert torch.allclose(sharp[0], weights @ patches[0], atol=1e-5)  # softmax(cos / T) exactly

@@ -72,12 +72,25 @@ def subset_file_name(task: str, fraction: float, seed: int) -> str:
     return f"{task}-f{fraction:g}-s{seed}.txt"
 
 
+def benchx_subset_name(fraction: float) -> str:
+    """BenchX's published name for a label-fraction list (one list for every seed): train_1.txt for
+    1 %, train_10.txt for 10 %, train.txt for all of the training split."""
+    return "train.txt" if fraction >= 1.0 else f"train_{fraction * 100:g}.txt"
+
+
+def subset_list_path(folder: Path, task: str, fraction: float, seed: int) -> Path:
+    """Ours (`<task>-f<fraction>-s<seed>.txt`) when present, else BenchX's name (the same list for
+    every seed, as BenchX publishes it); the first name when neither exists."""
+    ours, theirs = Path(folder) / subset_file_name(task, fraction, seed), Path(folder) / benchx_subset_name(fraction)
+    return theirs if not ours.is_file() and theirs.is_file() else ours
+
+
 def training_subset(
     rows: list[dict], run: TaskRun, task: str, subset_lists: Path | None, label_key: str | None = None
 ) -> tuple[list[dict], int]:
     """The label-fraction subset a run trains on: drawn (`fraction_subset`) or, with `subset_lists`
     (a folder of `<task>-f<fraction>-s<seed>.txt` id files, e.g. another lab's or a benchmark's
-    `work/*/subset_ids.txt` renamed), the listed training rows. Listed ids absent from the training
+    `work/*/subset_ids.txt` renamed, or BenchX's `train_1.txt` / `train_10.txt`), the listed training rows. Listed ids absent from the training
     rows are counted (returned, and one line on stderr naming the first), never silently dropped.
     The ids used are written to WORK_DIR/subset_ids.txt so the subset can be shared."""
     import sys
@@ -88,9 +101,12 @@ def training_subset(
     if subset_lists is None:
         chosen = fraction_subset(rows, run.fraction, run.seed, label_key)
     else:
-        path = Path(subset_lists) / subset_file_name(task, run.fraction, run.seed)
+        path = subset_list_path(Path(subset_lists), task, run.fraction, run.seed)
         if not path.is_file():
-            raise DataError(f"{path}: no subset list for {task} at fraction {run.fraction:g}, seed {run.seed}")
+            raise DataError(
+                f"{path}: no subset list for {task} at fraction {run.fraction:g}, seed {run.seed} "
+                f"(nor BenchX's {benchx_subset_name(run.fraction)})"
+            )
         wanted = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         by_id = {str(r["id"]): r for r in rows}
         chosen = [by_id[i] for i in wanted if i in by_id]

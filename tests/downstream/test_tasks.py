@@ -18,10 +18,10 @@ def data_root(tmp_path_factory):
     return root
 
 
-def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None):
+def _run(task, options, data_root, tmp_path, fraction=1.0, backbone=None, seed=0):
     comp = get_registry().get("downstream_task", task)
     t = comp.build(options)
-    return t.run(TaskRun(data_root / t.dataset, backbone, fraction, 0, tmp_path / task))
+    return t.run(TaskRun(data_root / t.dataset, backbone, fraction, seed, tmp_path / task))
 
 
 def _logged_steps(work: Path) -> list[int]:
@@ -60,8 +60,14 @@ def test_a_drawn_subset_is_written_and_a_given_one_is_used_with_missing_ids_coun
     assert used == ids[: len(ids) // 2] and given["train_rows"] == len(used) and given["subset_ids_missing"] == 1
     from cmcgns.errors import DataError
 
-    with pytest.raises(DataError, match="covidx-cls-f0.1-s0.txt: no subset list"):
+    with pytest.raises(DataError, match=r"covidx-cls-f0.1-s0.txt: no subset list .*nor BenchX's train_10.txt"):
         _run("covidx-cls", dict(options, subset_lists=str(shared)), data_root, tmp_path / "c", fraction=0.1)
+    (shared / "train_10.txt").write_text("\n".join(ids[:3]) + "\n")  # BenchX's name: one list for every seed
+    for seed in (0, 1):
+        benchx = _run(
+            "covidx-cls", dict(options, subset_lists=str(shared)), data_root, tmp_path / f"d{seed}", 0.1, seed=seed
+        )
+        assert benchx["train_rows"] == 3
 
 
 @pytest.mark.mm

@@ -108,6 +108,54 @@ def execute(spec: RunSpec, threads: int | None = None) -> dict[str, Any]:
     }
 
 
+PATH_FIELDS = ("manifest", "work", "backbone_dir", "random_init_like")
+
+
+def spec_to_json(spec: RunSpec) -> str:
+    fields = dataclasses.asdict(spec)
+    for name in PATH_FIELDS:
+        fields[name] = None if fields[name] is None else str(fields[name])
+    return json.dumps(fields, sort_keys=True)
+
+
+def spec_from_json(text: str) -> RunSpec:
+    fields = json.loads(text)
+    for name in PATH_FIELDS:
+        fields[name] = None if fields[name] is None else Path(fields[name])
+    return RunSpec(**fields)
+
+
+def supports_torchrun(spec: RunSpec) -> bool:
+    from cmcgns.plugins.manager import get_registry
+
+    task = get_registry().get("downstream_task", spec.task).build(dict(spec.options))
+    return bool(getattr(task, "supports_torchrun", False))
+
+
+def execute_with_torchrun(spec: RunSpec, processes: int, threads: int | None = None) -> dict[str, Any]:
+    """Run one spec as `processes` torchrun workers on this node (one per GPU it was given, or CPU
+    processes with gloo) and return rank 0's row: what a Ray task holding several GPUs runs for a
+    dense task (`cmcgns.benchmark.spec_worker`). A failed launch raises with its last error line."""
+    import subprocess
+
+    spec.work.mkdir(parents=True, exist_ok=True)
+    spec_file, row_file = spec.work / "spec.json", spec.work / "row.json"
+    spec_file.write_text(spec_to_json(spec), encoding="utf-8")
+    row_file.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    command += ["-m", "cmcgns.benchmark.spec_worker", str(spec_file), str(row_file)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads or 1))
+    proc = subprocess.run(command, env=env, capture_output=True, text=True)
+    (spec.work / "torchrun.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0 or not row_file.is_file():
+        errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error:" in line]
+        raise RuntimeError(
+            f"torchrun with {processes} processes exited {proc.returncode}: "
+            f"{(errors or proc.stderr.strip().splitlines() or ['no output'])[-1][:300]} (log: {spec.work / 'torchrun.log'})"
+        )
+    return json.loads(row_file.read_text(encoding="utf-8"))
+
+
 def failed_row(spec: RunSpec, error: BaseException | str) -> dict[str, Any]:
     message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     first_line = (str(message).strip().splitlines() or [""])[0][:500]
@@ -169,9 +217,12 @@ def run_on_ray(
     address: str | None = None,
     cpus_per_run: int = 1,
     progress_every: float = 10.0,
+    processes_per_run: int = 1,
 ) -> list[dict]:
     """Every spec as a Ray task (1 GPU per run on CUDA, `cpus_per_run` CPUs otherwise), on the cluster
-    at `address` (or RAY_ADDRESS), else a local instance started here; rows recorded as runs finish."""
+    at `address` (or RAY_ADDRESS), else a local instance started here; rows recorded as runs finish.
+    With `processes_per_run` > 1, a task that runs under torchrun (detection, segmentation) gets that
+    many GPUs (CPUs x cpus_per_run on CPU) and runs torchrun inside its Ray task; the others keep one."""
     from cmcgns.errors import ConfigError
 
     try:
@@ -195,13 +246,25 @@ def run_on_ray(
         remote = ray.remote(num_cpus=0 if gpu else cpus_per_run, num_gpus=1 if gpu else 0, max_retries=0)(execute)
         resources = ray.cluster_resources()
         slots = max(1, int(resources.get("GPU", 0)) if gpu else int(resources.get("CPU", 1)) // max(1, cpus_per_run))
-        pending = {remote.remote(spec, cpus_per_run): spec for spec in specs}
+        multi = ray.remote(max_retries=0)(execute_with_torchrun)
+        pending = {}
+        for spec in specs:
+            if processes_per_run > 1 and supports_torchrun(spec):
+                need = (
+                    {"num_gpus": processes_per_run, "num_cpus": 0}
+                    if gpu
+                    else {"num_cpus": processes_per_run * cpus_per_run}
+                )
+                pending[multi.options(**need).remote(spec, processes_per_run, cpus_per_run)] = spec
+            else:
+                pending[remote.remote(spec, cpus_per_run)] = spec
         rows, done, failed = [], 0, 0
         t0 = last = time.perf_counter()
         where = address or "a local Ray instance"
-        _line(
-            f"benchmark: {len(specs)} runs on {where} ({slots} at a time, {'1 GPU' if gpu else f'{cpus_per_run} CPU'} each)"
-        )
+        each = f"{'1 GPU' if gpu else f'{cpus_per_run} CPU'} each"
+        if processes_per_run > 1:
+            each += f"; torchrun x {processes_per_run} for detection and segmentation"
+        _line(f"benchmark: {len(specs)} runs on {where} ({slots} at a time, {each})")
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=progress_every)
             for ref in ready:

@@ -64,6 +64,7 @@ def run_benchmark(
     rerun: bool = False,
     ray_address: str | None = None,
     ray_cpus_per_run: int = 1,
+    ray_processes_per_run: int = 1,
 ) -> BenchmarkReport:
     """`compare_random_init` also runs the suite on a random-init backbone with the same splits and
     seeds, shown beside each result; `beats: random-init` gate entries run that baseline for the tasks
@@ -108,6 +109,7 @@ def run_benchmark(
                 keep_going=True,
                 ray_address=ray_address,
                 ray_cpus_per_run=ray_cpus_per_run,
+                ray_processes_per_run=ray_processes_per_run,
             )
         failed.extend((label or "backbone", r) for r in rows if r.get("status", "ok") != "ok")
         return [r for r in rows if r.get("status", "ok") == "ok"]

@@ -157,6 +157,7 @@ def run_suite(
     keep_going: bool = False,
     ray_address: str | None = None,
     ray_cpus_per_run: int = 1,
+    ray_processes_per_run: int = 1,
 ) -> list[dict]:
     """Every task x fraction x seed (tasks with `sweeps = False`, which train nothing, once at
     fraction 1 with the first seed); `label` names the pass in the progress lines, e.g. a baseline;
@@ -234,7 +235,7 @@ def run_suite(
                 on_result(row)
 
     if launcher == "ray" and todo:
-        new = run_on_ray(todo, record, ray_address, ray_cpus_per_run)
+        new = run_on_ray(todo, record, ray_address, ray_cpus_per_run, processes_per_run=ray_processes_per_run)
     else:
         new = run_sequential(todo, record, keep_going, start_at=len(kept), planned=len(specs))
     by_key = {**kept, **{row_key(row): row for row in new}}

@@ -280,6 +280,9 @@ def benchmark(
         None, help="an existing Ray cluster (else RAY_ADDRESS, else a local instance started here)"
     ),
     ray_cpus_per_run: int = typer.Option(1, min=1, help="CPUs per run on CPU devices (CUDA runs take 1 GPU)"),
+    ray_processes_per_run: int = typer.Option(
+        1, min=1, help="with --launcher ray: GPUs (or CPU processes) per detection/segmentation run, under torchrun"
+    ),
     rerun: bool = typer.Option(
         False, "--rerun", help="run again the runs OUT/results.jsonl already records (default: skip them)"
     ),
@@ -344,6 +347,7 @@ def benchmark(
         rerun=rerun,
         ray_address=ray_address,
         ray_cpus_per_run=ray_cpus_per_run,
+        ray_processes_per_run=ray_processes_per_run,
     )
     if distributed.is_main():  # under torchrun: one rank prints; every rank exits with the verdict
         for f in report.failures:

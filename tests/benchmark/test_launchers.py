@@ -152,3 +152,43 @@ def test_a_second_benchmark_into_the_same_out_is_refused_at_once(tmp_path, data_
     with FolderLock(tmp_path / "out", BENCHMARK_LOCK), pytest.raises(ConfigError, match=r"out: in use by pid \d+"):
         run_benchmark(suite, tmp_path / "out", None, data_root)
     assert not (tmp_path / "out" / "results.jsonl").exists()
+
+
+def test_a_run_spec_survives_its_json_round_trip(tmp_path):
+    spec = launch.RunSpec(
+        "rsna-det", "rsna", "fast", {"iters": 4}, 0.1, 2, tmp_path / "m", "synthetic", "abc", tmp_path / "w",
+        None, "random-init", None, "cpu", tmp_path / "like", {"torch": "2"}, "label",
+    )  # fmt: skip
+    assert launch.spec_from_json(launch.spec_to_json(spec)) == spec
+
+
+@pytest.mark.slow
+@pytest.mark.mm
+def test_ray_runs_a_dense_task_under_torchrun_inside_its_task_and_the_others_in_one_process(data_root, tmp_path):
+    pytest.importorskip("ray")
+    options = {
+        "rsna-det": {"protocol": "fast", "iters": 4, "batch_size": 4, "image_size": 32, "num_workers": 0},
+        "rsna-cls": OPTIONS["rsna-cls"],
+    }
+    rows = run_suite(
+        ["rsna-det", "rsna-cls"],
+        [1.0],
+        [0],
+        tmp_path / "out",
+        None,
+        data_root,
+        options,
+        80,
+        synthetic=True,
+        launcher="ray",
+        keep_going=True,
+        ray_processes_per_run=2,
+    )
+    by_task = {r["task"]: r for r in rows}
+    assert by_task["rsna-det"]["status"] == "ok", by_task["rsna-det"].get("error")
+    assert by_task["rsna-det"]["world_size"] == 2 and by_task["rsna-cls"]["world_size"] == 1
+    assert 0.0 <= by_task["rsna-det"]["metrics"]["map_40_75"] <= 1.0
+    work = tmp_path / "out" / "work" / "rsna-det-f1.0-s0"
+    assert (work / "torchrun.log").is_file() and launch.spec_from_json(
+        (work / "spec.json").read_text()
+    ).task == "rsna-det"

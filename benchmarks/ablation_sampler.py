@@ -67,6 +67,14 @@ VARIANTS: dict[str, dict] = {
         "head": "cm-mir",
         **RECOMMENDED,
     },
+    # ClusterNS (clusters of the text features f^R) with today's memory and weighting defaults
+    "cluster-ns queue, count": {
+        "sampler": "cluster-ns",
+        "sampler_options": {"memory": "queue", "hard_negative_weighting": "count"},
+        "sampler_on": "local_report",
+        "head": "none",
+        **RECOMMENDED,
+    },
     # cosine cross-attention (softmax(cos / 0.1)): sharp from step 1, so sentences of one image can differ
     "cm-cgns queue, count, cosine attention": {
         "sampler": "cm-cgns",

@@ -80,7 +80,7 @@ def result_line(row: dict) -> str:
     """One finished run on one line: task, fraction, seed and its scores at 4 decimals (bookkeeping
     such as row counts and bootstrap bounds stays in results.jsonl)."""
     scores = [
-        f"{metric} {float(value):.4f}"
+        f"{metric} {'no value' if value is None else f'{float(value):.4f}'}"
         for metric, value in row["metrics"].items()
         if metric not in SKIP and not metric.endswith(("_ci_low", "_ci_high"))
     ]

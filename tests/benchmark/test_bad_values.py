@@ -32,6 +32,9 @@ def test_runs_without_a_value_are_counted_not_averaged_and_the_plot_draws(tmp_pa
         {"task": "rsna-cls", "fraction": 1.0, "seed": s, "metrics": {"auroc": v}}
         for s, v in enumerate([0.6, 0.8, None, float("inf")])
     ]
+    from cmcgns.benchmark.tables import result_line
+
+    assert "auroc no value" in result_line(dict(rows[2], metrics={"auroc": None}))  # a row read back from JSON
     (entry,) = aggregate(rows)
     assert entry["mean"] == pytest.approx(0.7) and entry["n"] == 2 and entry["no_value"] == 2
     assert "| 2 (2 no value) |" in markdown_table([entry])

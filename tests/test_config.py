@@ -72,7 +72,7 @@ def test_packaged_configs_load_by_name_and_validate_their_components(name):
         assert cfg.head.options["decoder_layers"] == 6 and cfg.head.options["scale"] == 10.0
         official = name.endswith("-official")  # the official code verbatim; the others: the setting that learns
         assert cfg.sampler.options["memory"] == ("official" if official else "queue")
-        assert cfg.model.cross_attention == ("sigmoid" if official else "softmax")
+        assert cfg.model.cross_attention == ("sigmoid" if official else "cosine")
         assert cfg.objective.local_report_temperature == (1.0 if official else 0.1)
         assert cfg.sampler.options["hard_negative_weighting"] == ("logit" if official else "count")
 

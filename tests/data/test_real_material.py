@@ -264,7 +264,9 @@ def test_chexpert_real_index(tmp_path, xrv_data):
         positive = sum(r[label] == "1.0" for r in frontal)
         assert sum(c["labels"][label] for c in ones.values()) == positive + uncertain
         assert sum(c["labels"][label] for c in zeros.values()) == positive
-    # Patients never straddle train and val.
+    # Patients never straddle train and val (the hold-out takes whole patients, up to 10 % of the images).
+    held = chexpert.hold_out_patients(ones, min(chexpert.VAL_IMAGES, len(ones) // 10))
+    assert 0 < held["images"] <= len(ones) // 10 + 10
     split_of: dict[str, set] = {}
     for c in ones.values():
         split_of.setdefault(c["patient"], set()).add(c["split"])

@@ -125,13 +125,6 @@ def spec_from_json(text: str) -> RunSpec:
     return RunSpec(**fields)
 
 
-def supports_torchrun(spec: RunSpec) -> bool:
-    from cmcgns.plugins.manager import get_registry
-
-    task = get_registry().get("downstream_task", spec.task).build(dict(spec.options))
-    return bool(getattr(task, "supports_torchrun", False))
-
-
 def execute_with_torchrun(spec: RunSpec, processes: int, threads: int | None = None) -> dict[str, Any]:
     """Run one spec as `processes` torchrun workers on this node (one per GPU it was given, or CPU
     processes with gloo) and return rank 0's row: what a Ray task holding several GPUs runs for a
@@ -216,13 +209,15 @@ def run_on_ray(
     record: Callable[[dict], None],
     address: str | None = None,
     cpus_per_run: int = 1,
-    progress_every: float = 10.0,
     processes_per_run: int = 1,
+    torchrun_tasks: set[str] = frozenset(),
+    progress_every: float = 10.0,
 ) -> list[dict]:
     """Every spec as a Ray task (1 GPU per run on CUDA, `cpus_per_run` CPUs otherwise), on the cluster
     at `address` (or RAY_ADDRESS), else a local instance started here; rows recorded as runs finish.
-    With `processes_per_run` > 1, a task that runs under torchrun (detection, segmentation) gets that
-    many GPUs (CPUs x cpus_per_run on CPU) and runs torchrun inside its Ray task; the others keep one."""
+    With `processes_per_run` > 1, a task in `torchrun_tasks` (detection, segmentation: those that shard
+    their work) gets that many GPUs (CPUs x cpus_per_run on CPU) and runs torchrun inside its Ray task;
+    the others keep one."""
     from cmcgns.errors import ConfigError
 
     try:
@@ -249,7 +244,7 @@ def run_on_ray(
         multi = ray.remote(max_retries=0)(execute_with_torchrun)
         pending = {}
         for spec in specs:
-            if processes_per_run > 1 and supports_torchrun(spec):
+            if processes_per_run > 1 and spec.task in torchrun_tasks:
                 need = (
                     {"num_gpus": processes_per_run, "num_cpus": 0}
                     if gpu

@@ -50,13 +50,14 @@ def dataset_dir(
     return folder, synthetic_kind(folder)
 
 
-def _check_torchrun_tasks(components: dict, options: dict | None) -> None:
+def torchrun_tasks(built: dict[str, Any]) -> set[str]:
+    """The built tasks that shard their work over torchrun processes (detection, segmentation)."""
+    return {name for name, task in built.items() if getattr(task, "supports_torchrun", False)}
+
+
+def _refuse_single_process_tasks(built: dict[str, Any]) -> None:
     """Under torchrun only tasks that shard their work may run (every rank would otherwise repeat it)."""
-    single = [
-        name
-        for name, component in components.items()
-        if not getattr(component.build(dict((options or {}).get(name, {}))), "supports_torchrun", False)
-    ]
+    single = [name for name in built if name not in torchrun_tasks(built)]
     if single:
         raise ConfigError(
             f"{', '.join(single)}: these tasks run in one process; launch them without torchrun "
@@ -172,15 +173,14 @@ def run_suite(
     if launcher not in LAUNCHERS:
         raise ConfigError(f"--launcher {launcher!r}: choose one of {', '.join(LAUNCHERS)}")
     out_dir, data_root = Path(out_dir).resolve(), Path(data_root).resolve()
-    components = task_components(tasks)  # fail fast on unknown names
+    built = build_tasks(task_components(tasks), task_options, protocol)  # fails fast on unknown names
     if distributed.world_size_from_env() > 1:
         if launcher != "sequential":
             raise ConfigError("--launcher ray runs each run as its own Ray task; launch it without torchrun")
-        _check_torchrun_tasks(components, task_options)
+        _refuse_single_process_tasks(built)
         distributed.init_from_env("nccl" if device.startswith("cuda") else "gloo")
     main = distributed.is_main()
     weights, model_hash = weights_ids(backbone_dir)
-    built = build_tasks(components, task_options, protocol)
     installed = versions()  # the same for every row of this process
     specs: list[RunSpec] = []
     for name, task in built.items():
@@ -235,7 +235,9 @@ def run_suite(
                 on_result(row)
 
     if launcher == "ray" and todo:
-        new = run_on_ray(todo, record, ray_address, ray_cpus_per_run, processes_per_run=ray_processes_per_run)
+        new = run_on_ray(
+            todo, record, ray_address, ray_cpus_per_run, ray_processes_per_run, torchrun_tasks=torchrun_tasks(built)
+        )
     else:
         new = run_sequential(todo, record, keep_going, start_at=len(kept), planned=len(specs))
     by_key = {**kept, **{row_key(row): row for row in new}}

@@ -58,6 +58,7 @@ def test_a_user_entry_named_like_an_output_is_refused_before_anything_moves(covi
     with pytest.raises(DataError, match="splits: was not written by preprocess"):
         _run(covidx, out, size=48)
     assert _tree(out) == before and (out / "splits" / "mine.txt").read_text() == "keep"
+    assert not [p for p in out.iterdir() if p.name.startswith(swap.STAGING_PREFIX)]  # the refused copy is gone
 
 
 def test_a_source_inside_the_output_or_the_reverse_is_refused_untouched(covidx, tmp_path):

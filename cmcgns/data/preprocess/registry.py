@@ -67,13 +67,13 @@ class Preprocessor:
             staging = swap.staging_folder(out)
             try:
                 result = self._build(source, staging, image_size, workers, lists, shown=out)
-                swap.refuse_collisions(out, [p.name for p in staging.iterdir()])
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 if created and not swap.foreign_entries(out) and not is_prepared(out):
                     shutil.rmtree(out, ignore_errors=True)  # a first run that failed leaves no folder
                 raise
-            # from here the journal holds the state: an interruption is finished by the next run or verify
+            # a refused swap discards the staging copy; once its journal is written, an interruption is
+            # finished by the next run or verify
             swap.swap_in(out, staging)
         result.out = out
         return result

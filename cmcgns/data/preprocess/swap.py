@@ -160,11 +160,12 @@ def staging_folder(out: Path) -> Path:
     return Path(out) / f"{STAGING_PREFIX}{os.getpid()}"
 
 
-def refuse_collisions(out: Path, names: list[str]) -> None:
+def refuse_collisions(out: Path, staging: Path) -> None:
     """A result entry whose name a foreign entry of `out` already uses is refused before anything
-    moves (that entry is the user's, not ours to replace)."""
-    clash = sorted(set(names) & set(foreign_entries(out)))
+    moves (that entry is the user's, not ours to replace); the staging copy is discarded."""
+    clash = sorted({p.name for p in staging.iterdir()} & set(foreign_entries(out)))
     if clash:
+        _remove(staging)
         raise DataError(
             f"{out / clash[0]}: was not written by preprocess, and the new result has an entry of that name; "
             "move it out of the folder and re-run (nothing was changed)"
@@ -173,8 +174,8 @@ def refuse_collisions(out: Path, names: list[str]) -> None:
 
 def swap_in(out: Path, staging: Path) -> None:
     """Replace what the last preprocess run wrote in `out` with the entries of `staging`."""
+    refuse_collisions(out, staging)
     new = sorted(p.name for p in staging.iterdir())
-    refuse_collisions(out, new)
     old = written_entries(out)
     journal = out / JOURNAL_NAME
     state = {

@@ -15,6 +15,7 @@ def read_csv(path: Path, required: list[str], what: str = "index file") -> list[
     must be present."""
     require_file(path, what)
     opener = gzip.open if path.suffix == ".gz" else open
+    reader: csv.DictReader | None = None
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:  # a BOM is not part of a name
             reader = csv.DictReader(handle)
@@ -32,7 +33,7 @@ def read_csv(path: Path, required: list[str], what: str = "index file") -> list[
                 rows.append({(k or "").strip(): (v or "").strip() for k, v in row.items()})
             return rows
     except csv.Error as exc:  # e.g. a field past csv.field_size_limit: usually a quote never closed
-        where = f"{path}:{reader.line_num}" if "reader" in locals() else str(path)
+        where = f"{path}:{reader.line_num}" if reader is not None else str(path)
         raise DataError(f"{where}: not a valid csv row ({exc}); look for an unclosed quote") from None
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read csv ({exc})") from None

@@ -63,12 +63,17 @@ def test_an_absurd_image_in_a_dataset_is_counted_in_the_drop_report(tmp_path):
     assert json.loads((out / "drop_report.json").read_text())["by_reason"]["extreme_aspect_ratio"] == 1
 
 
-def test_a_report_with_a_bom_keeps_its_findings_and_a_csv_with_a_bom_its_first_column(tmp_path):
+def _a_prepared_mimic_study(tmp_path):
+    """A synthetic MIMIC-CXR download, its first prepared row, and that row's report file."""
     raw = tmp_path / "raw"
     generate("mimic-cxr", raw, 12, seed=0, image_size=48)
     _run("mimic-cxr", raw, tmp_path / "plain")
     study = read_manifest(tmp_path / "plain").rows[0]
-    report = next((raw / "files").rglob(f"s{study['study_id']}.txt"))
+    return raw, study, next((raw / "files").rglob(f"s{study['study_id']}.txt"))
+
+
+def test_a_report_with_a_bom_keeps_its_findings_and_a_csv_with_a_bom_its_first_column(tmp_path):
+    raw, study, report = _a_prepared_mimic_study(tmp_path)
     report.write_bytes(b"\xef\xbb\xbf" + report.read_bytes())
     generate("object-cxr", tmp_path / "objects", 8, seed=0, image_size=48)
     index = tmp_path / "objects" / "train.csv"
@@ -80,11 +85,7 @@ def test_a_report_with_a_bom_keeps_its_findings_and_a_csv_with_a_bom_its_first_c
 
 
 def test_a_report_in_another_script_is_counted_under_a_reason_that_says_so(tmp_path):
-    raw = tmp_path / "raw"
-    generate("mimic-cxr", raw, 12, seed=0, image_size=48)
-    _run("mimic-cxr", raw, tmp_path / "plain")
-    study = read_manifest(tmp_path / "plain").rows[0]
-    report = next((raw / "files").rglob(f"s{study['study_id']}.txt"))
+    raw, study, report = _a_prepared_mimic_study(tmp_path)
     report.write_text("FINDINGS: אין תפליט פלאורלי. הלב בגודל תקין.\nIMPRESSION: צילום חזה תקין.\n", encoding="utf-8")
     _run("mimic-cxr", raw, tmp_path / "out")
     drops = json.loads((tmp_path / "out" / "drop_report.json").read_text())["by_reason"]

@@ -84,7 +84,7 @@ VARIANTS: dict[str, dict] = {
 VARIANTS.update(
     {
         f"{name}, cosine attention": {**VARIANTS[name], "cross_attention": "cosine"}
-        for name in ("cm-cgns queue, count", "in-batch")
+        for name in ("cm-cgns queue, count", "in-batch", "cm-cgns queue + CM-MIR")
     }
 )
 DEFAULT_VARIANTS = list(VARIANTS)[:7]
@@ -149,6 +149,7 @@ def config_for(root: Path, args: argparse.Namespace, name: str, seed: int):
                 "checkpoint_every": args.steps,
                 "tensorboard": False,
                 "seed": seed,
+                "threads": args.threads or "auto",  # pretrain sets torch's threads itself: pass ours on
             },
             "stages": stages,
         }

@@ -84,7 +84,7 @@ VARIANTS: dict[str, dict] = {
 VARIANTS.update(
     {
         f"{name}, cosine attention": {**VARIANTS[name], "cross_attention": "cosine"}
-        for name in ("cm-cgns queue, count", "in-batch", "cm-cgns queue + CM-MIR")
+        for name in ("cm-cgns queue, count", "in-batch", "cm-cgns queue + CM-MIR", "cluster-ns queue, count")
     }
 )
 DEFAULT_VARIANTS = list(VARIANTS)[:7]

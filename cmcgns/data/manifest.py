@@ -117,6 +117,12 @@ def sentence_texts(row: ManifestRow | dict) -> list[str]:
     return [s["text"] for s in sorted(row["sentences"], key=lambda s: s["index"])]
 
 
+def sentence_meanings(row: ManifestRow | dict) -> list[str | None]:
+    """A pretraining row's recorded sentence meanings in report order (synthetic data records them;
+    None where a sentence has none). No model reads them: the mechanism scores and the oracle do."""
+    return [s.get("meaning") for s in sorted(row["sentences"], key=lambda s: s["index"])]
+
+
 def write_rows(out: Path, rows: Iterable[dict], meta: dict[str, Any]) -> None:
     """A derived view of a manifest (e.g. a label-fraction subset) with the same meta."""
     rows = list(rows)

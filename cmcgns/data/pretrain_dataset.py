@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import zlib
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
 from cmcgns.data.images import augment, load_image
-from cmcgns.data.manifest import read_manifest, sentence_texts
+from cmcgns.data.manifest import read_manifest, sentence_meanings, sentence_texts
 from cmcgns.errors import DataError
 
 
@@ -59,15 +60,29 @@ class PairDataset(Dataset):
         labels = torch.tensor(
             [float("nan") if row["labels"].get(n) is None else row["labels"][n] for n in self.label_names]
         )
-        return {"image": image, "sentences": sentences, "index": index, "labels": labels}
+        return {
+            "image": image,
+            "sentences": sentences,
+            "meanings": sentence_meanings(report),
+            "index": index,
+            "labels": labels,
+        }
+
+
+def meaning_id(key: str | None) -> int:
+    """A sentence meaning as a number every process agrees on (crc32; -1 where none is recorded)."""
+    return -1 if key is None else zlib.crc32(key.encode("utf-8"))
 
 
 class ReportCollator:
     """Tokenises each sentence separately and packs them as [CLS] s0 s1 ... [SEP], recording the
-    sentence index of every token (-1 for special and padding tokens)."""
+    sentence index of every token (-1 for special and padding tokens). With `meanings`, batches also
+    carry `sentence_meanings` [B, max_sentences] (`meaning_id` of each sentence, -1 for none or
+    padding): only for a sampler that reads them (the oracle upper bound); the model never does."""
 
-    def __init__(self, tokenizer, max_tokens: int, max_sentences: int) -> None:
+    def __init__(self, tokenizer, max_tokens: int, max_sentences: int, meanings: bool = False) -> None:
         self.tokenizer = tokenizer
+        self.meanings = meanings
         self.max_tokens = max_tokens
         self.max_sentences = max_sentences
         self.cls = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
@@ -106,12 +121,19 @@ class ReportCollator:
         return {"input_ids": input_ids, "attention_mask": attention, "sentence_ids": sentence_ids}
 
     def __call__(self, items: list[dict]) -> dict[str, torch.Tensor]:
-        return {
+        batch = {
             "images": torch.stack([item["image"] for item in items]),
             **self.encode_sentences([item["sentences"] for item in items]),
             "index": torch.tensor([item["index"] for item in items]),
             "labels": torch.stack([item["labels"] for item in items]),
         }
+        if self.meanings:
+            ids = torch.full((len(items), self.max_sentences), -1, dtype=torch.long)
+            for i, item in enumerate(items):
+                kept = item["meanings"][: self.max_sentences]
+                ids[i, : len(kept)] = torch.tensor([meaning_id(k) for k in kept], dtype=torch.long)
+            batch["sentence_meanings"] = ids
+        return batch
 
 
 class DeterministicBatches(torch.utils.data.Sampler):

@@ -86,8 +86,11 @@ class CMCGNSObjective(nn.Module):
             symmetric=True,
         )
 
-    def local_report_problem(self, feats: Features, step: int) -> ContrastiveProblem:
-        """All sentences of the gathered batch: anchors f^R, candidates f^{I->R}, grouped by report."""
+    def local_report_problem(
+        self, feats: Features, step: int, meanings: torch.Tensor | None = None
+    ) -> ContrastiveProblem:
+        """All sentences of the gathered batch: anchors f^R, candidates f^{I->R}, grouped by report
+        (`meanings` [B, M]: the sentences' recorded meanings, passed on for a sampler that reads them)."""
         b, m, e = feats.sentences.shape
         anchors = self.gather(F.normalize(feats.sentences, dim=-1).reshape(b * m, e))
         candidates = self.gather(F.normalize(feats.image_to_report, dim=-1).reshape(b * m, e))
@@ -107,6 +110,7 @@ class CMCGNSObjective(nn.Module):
             slice(start, start + count),
             self.config.local_report_temperature,
             step,
+            meanings=None if meanings is None else self.gather_no_grad(meanings.reshape(-1)).index_select(0, rows),
         )
 
     def local_image_loss(self, feats: Features) -> torch.Tensor:
@@ -126,8 +130,10 @@ class CMCGNSObjective(nn.Module):
         step: int,
         reconstruction: bool = False,
         reconstruction_inputs: Callable[[], ReconstructionInputs] | None = None,
+        meanings: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """-> {"<name>_loss": weighted loss, ...} plus statistics (0-dim tensors, not losses)."""
+        """-> {"<name>_loss": weighted loss, ...} plus statistics (0-dim tensors, not losses).
+        `meanings`: the batch's `sentence_meanings`, for a sampler that reads them (the oracle)."""
         w = self.config.weights
         on_global = self.config.sampler_on == "global"
         out: dict[str, torch.Tensor] = {}
@@ -137,7 +143,7 @@ class CMCGNSObjective(nn.Module):
         if w.local_image > 0 and self.config.local_image != "none":
             out["local_image_loss"] = w.local_image * self.local_image_loss(feats)
         if w.local_report > 0:
-            local_problem = self.local_report_problem(feats, step)
+            local_problem = self.local_report_problem(feats, step, meanings)
             local_problem_rows = local_problem.anchors.shape[0]
             local_loss, local_stats = self._contrast(local_problem, not on_global)
             out["local_report_loss"] = w.local_report * local_loss

@@ -33,6 +33,7 @@ def external_plugins_disabled() -> bool:
 BUILTIN_PLUGINS = (
     "cmcgns.samplers.cm_cgns",
     "cmcgns.samplers.in_batch",
+    "cmcgns.samplers.oracle",
     "cmcgns.heads.cm_mir",
     "cmcgns.heads.mae_pixel",
     "cmcgns.downstream.classification",

@@ -13,7 +13,10 @@ image-report loss. The problem looks the same at both granularities:
   batch); the loss is the mean over these anchors;
 - ``temperature``: a float or a 0-dim tensor (the learnable global temperature carries gradient);
 - ``symmetric``: also contrast candidates -> anchors and average (CLIP-style global loss);
-- ``step``: the optimiser step.
+- ``step``: the optimiser step;
+- ``meanings`` [N] (local report problem only, and only for a sampler with ``reads_meanings``): the
+  recorded meaning of each row's sentence (``meaning_id``, -1 for none), the synthetic data's ground
+  truth. No trained sampler reads it; the ``oracle`` upper bound does.
 
 The sampler returns a scalar loss and named statistics as tensors (never host floats: the
 training loop moves them to the host on logging steps only). Samplers that keep state (e.g.
@@ -38,6 +41,7 @@ class ContrastiveProblem:
     temperature: float | torch.Tensor
     step: int
     symmetric: bool = False
+    meanings: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.anchors.shape != self.candidates.shape:
@@ -47,6 +51,10 @@ class ContrastiveProblem:
         if self.groups.shape != self.anchors.shape[:1]:
             raise ValueError(
                 f"groups must have one entry per row ({self.anchors.shape[0]}), got {tuple(self.groups.shape)}"
+            )
+        if self.meanings is not None and self.meanings.shape != self.groups.shape:
+            raise ValueError(
+                f"meanings must have one entry per row ({self.anchors.shape[0]}), got {tuple(self.meanings.shape)}"
             )
 
     @property
@@ -66,7 +74,10 @@ class SamplerOutput:
 
 
 class NegativeSampler(nn.Module):
-    """Base class: ``forward(problem: ContrastiveProblem) -> SamplerOutput``."""
+    """Base class: ``forward(problem: ContrastiveProblem) -> SamplerOutput``. ``reads_meanings``: the
+    sampler needs the rows' recorded meanings (synthetic data only), so the batches carry them."""
+
+    reads_meanings = False
 
     def forward(self, problem: ContrastiveProblem) -> SamplerOutput:  # pragma: no cover - interface
         raise NotImplementedError

@@ -62,12 +62,22 @@ def build_model(config: PretrainConfig) -> PretrainTask:
     return build_task(config)
 
 
-def build_collator(config: PretrainConfig) -> ReportCollator:
-    """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's)."""
+def build_collator(config: PretrainConfig, meanings: bool = False) -> ReportCollator:
+    """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's); with
+    `meanings`, batches carry the sentences' recorded meanings (for a sampler that reads them)."""
     text = config.model.text
     field = "model.text.tokenizer_path" if text.tokenizer_path else "model.text.path"
     tokenizer = load_tokenizer(text.tokenizer_path or text.path, field)
-    return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
+    return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences, meanings=meanings)
+
+
+def check_meanings_recorded(train_set: PairDataset, manifest: Path, sampler_name: str) -> None:
+    """A sampler that reads the sentences' meanings needs data that records them (synthetic)."""
+    if not any(s.get("meaning") for row in train_set.rows for s in row["sentences"]):
+        raise DataError(
+            f"{manifest}: sampler {sampler_name} reads the sentences' recorded meanings, which only the synthetic "
+            "data has (sentences[].meaning); use another sampler.name for this data"
+        )
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -232,6 +242,9 @@ def _pretrain(
 
     torch.manual_seed(config.train.seed)  # identical initial weights on every rank
     core = build_task(config).to(device)
+    if core.objective.sampler.reads_meanings:  # the oracle upper bound: batches carry the ground truth
+        check_meanings_recorded(train_set, manifest, config.sampler.name)
+        collate = build_collator(config, meanings=True)
     channels_last(core.model.image_encoder, device, is_cnn=not core.model.image_encoder.is_vit)
     if config.train.compile:
         core.model.image_encoder.compile()

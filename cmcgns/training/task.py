@@ -37,7 +37,9 @@ class PretrainTask(nn.Module):
                 lambda images: self.model.image_encoder(images)[1],
             )
 
-        return self.objective(feats, step, reconstruction, reconstruction_inputs)
+        return self.objective(
+            feats, step, reconstruction, reconstruction_inputs, meanings=batch.get("sentence_meanings")
+        )
 
 
 def build_task(config: PretrainConfig, rank: int | None = None, world_size: int | None = None) -> PretrainTask:

@@ -123,6 +123,11 @@ def sentence_meanings(row: ManifestRow | dict) -> list[str | None]:
     return [s.get("meaning") for s in sorted(row["sentences"], key=lambda s: s["index"])]
 
 
+def records_meanings(rows: Iterable[ManifestRow | dict]) -> bool:
+    """Whether any sentence of these pretraining rows records its meaning (synthetic data does; real data not)."""
+    return any(s.get("meaning") is not None for row in rows for s in row["sentences"])
+
+
 def write_rows(out: Path, rows: Iterable[dict], meta: dict[str, Any]) -> None:
     """A derived view of a manifest (e.g. a label-fraction subset) with the same meta."""
     rows = list(rows)

@@ -17,6 +17,7 @@ from cmcgns.config.packaged import check_required
 from cmcgns.config.resolve import config_hash, resolve_components  # noqa: F401  (re-exported)
 from cmcgns.config.schema import PretrainConfig
 from cmcgns.data.bootstrap import ensure_synthetic_mimic
+from cmcgns.data.manifest import records_meanings
 from cmcgns.data.pretrain_dataset import DeterministicBatches, PairDataset, ReportCollator
 from cmcgns.errors import CmcgnsError, ConfigError, DataError, TrainingError
 from cmcgns.io.atomic import write_json
@@ -62,18 +63,17 @@ def build_model(config: PretrainConfig) -> PretrainTask:
     return build_task(config)
 
 
-def build_collator(config: PretrainConfig, meanings: bool = False) -> ReportCollator:
-    """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's); with
-    `meanings`, batches carry the sentences' recorded meanings (for a sampler that reads them)."""
+def build_collator(config: PretrainConfig) -> ReportCollator:
+    """The batch collator for a config: its tokenizer (tokenizer_path, else the text model's)."""
     text = config.model.text
     field = "model.text.tokenizer_path" if text.tokenizer_path else "model.text.path"
     tokenizer = load_tokenizer(text.tokenizer_path or text.path, field)
-    return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences, meanings=meanings)
+    return ReportCollator(tokenizer, config.data.max_tokens, config.data.max_sentences)
 
 
 def check_meanings_recorded(train_set: PairDataset, manifest: Path, sampler_name: str) -> None:
     """A sampler that reads the sentences' meanings needs data that records them (synthetic)."""
-    if not any(s.get("meaning") for row in train_set.rows for s in row["sentences"]):
+    if not records_meanings(train_set.rows):
         raise DataError(
             f"{manifest}: sampler {sampler_name} reads the sentences' recorded meanings, which only the synthetic "
             "data has (sentences[].meaning); use another sampler.name for this data"
@@ -244,7 +244,7 @@ def _pretrain(
     core = build_task(config).to(device)
     if core.objective.sampler.reads_meanings:  # the oracle upper bound: batches carry the ground truth
         check_meanings_recorded(train_set, manifest, config.sampler.name)
-        collate = build_collator(config, meanings=True)
+        collate.meanings = True
     channels_last(core.model.image_encoder, device, is_cnn=not core.model.image_encoder.is_vit)
     if config.train.compile:
         core.model.image_encoder.compile()
@@ -497,7 +497,7 @@ def score_sampler(task: PretrainTask, config: PretrainConfig, manifest: Path, co
         ds = PairDataset(manifest, config.data.eval_split, config.data.image_size, train=False)
     except DataError:
         return None
-    if not any("meaning" in s for row in ds.rows for s in row["sentences"]):
+    if not records_meanings(ds.rows):
         return None
     anchors, cross, _, keys = sentence_features(task.model, DataLoader(ds, batch_size=32, collate_fn=collate), device)
     sampler = task.objective.sampler
